@@ -1,0 +1,48 @@
+"""GET /api/v1/health: liveness and readiness for probes, no auth."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from edge_node import __version__, keys
+from edge_node.api.envelope import ok
+from edge_node.errors import ServiceUnavailableError
+from edge_node.store import jobs as job_store
+from shared_models.jobs import JobStatus
+
+#: More queued jobs than this per worker and the node reports itself `degraded`.
+DEGRADED_QUEUE_PER_WORKER = 20
+
+
+async def health(request: web.Request) -> web.Response:
+    """`healthy`, `degraded` (overloaded) or `unhealthy` (storage failing; answered with 503)."""
+    app = request.app
+    config = app[keys.CONFIG]
+    try:
+        counts = await app[keys.DATABASE].run(job_store.queue_counts)
+    except ServiceUnavailableError as err:
+        body = {"status": "unhealthy", "version": __version__, "reason": err.message}
+        return web.json_response({"success": False, "data": body, "error": {"code": err.code.value,
+                                                                             "message": err.message}}, status=503)
+    pending = counts[JobStatus.QUEUED.value]
+    status = "degraded" if pending > DEGRADED_QUEUE_PER_WORKER * config.worker.workers else "healthy"
+    return ok(
+        {
+            "status": status,
+            "version": __version__,
+            "node_id": config.node.node_id,
+            "shop_id": config.auth.shop_id,
+            "uptime_seconds": round(time.monotonic() - app[keys.STARTED_AT], 1),
+            "models_loaded": app[keys.ENGINES].names,
+            "queue_status": {
+                "pending_jobs": pending,
+                "processing_jobs": counts[JobStatus.PROCESSING.value],
+                "failed_jobs": counts[JobStatus.FAILED.value] + counts[JobStatus.DEAD.value],
+                "completed_jobs": counts[JobStatus.COMPLETED.value],
+                "workers": config.worker.workers,
+            },
+            "sync": {"enabled": False, "connected": False, "backlog": None, "last_ack_at": None},
+        }
+    )

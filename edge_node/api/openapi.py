@@ -1,0 +1,196 @@
+"""The OpenAPI 3.1 document served at /api/v1/openapi.json; tests check it against the route table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from edge_node import __version__
+from shared_models.errors import ErrorCode
+from shared_models.ocr import Barcode, DocumentType, Language, Line, StructuredFields, Word
+
+_REF = "#/components/schemas/"
+
+
+def _envelope(data_schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["success"],
+        "properties": {"success": {"type": "boolean"}, "data": data_schema, "error": {"$ref": _REF + "Error"}},
+    }
+
+
+def _json(description: str, data_schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _envelope(data_schema)}}}
+
+
+_ERRORS = {
+    "400": _json("Invalid request or image (VALIDATION_ERROR, INVALID_IMAGE)", {}),
+    "401": _json("Missing, malformed, forged or expired token (UNAUTHORIZED)", {}),
+    "403": _json("Token of another shop (FORBIDDEN)", {}),
+    "413": _json("Upload larger than MAX_IMAGE_SIZE_MB (PAYLOAD_TOO_LARGE)", {}),
+    "415": _json("Not an image format the node reads (INVALID_IMAGE)", {}),
+    "422": _json("Blank or unreadable image (LOW_QUALITY)", {}),
+    "500": _json("Engine failure (MODEL_ERROR)", {}),
+    "503": _json("Storage failing or shutting down (SERVICE_UNAVAILABLE)", {}),
+    "504": _json("Processing took too long (TIMEOUT)", {}),
+}
+
+_OPTION_PROPERTIES: dict[str, Any] = {
+    "type": {"type": "string", "enum": [t.value for t in DocumentType], "default": "product"},
+    "confidence_threshold": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.8},
+    "extract_barcodes": {"type": "boolean", "default": True},
+    "language": {"type": "string", "enum": [lang.value for lang in Language], "default": "en"},
+}
+
+
+def _multipart(file_field: str, many: bool) -> dict[str, Any]:
+    file_schema: dict[str, Any] = {"type": "string", "format": "binary"}
+    if many:
+        file_schema = {"type": "array", "items": file_schema, "minItems": 1, "maxItems": 10}
+    return {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": [file_field],
+                    "properties": {file_field: file_schema, **_OPTION_PROPERTIES},
+                }
+            }
+        },
+    }
+
+
+RESULT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "text", "confidence", "structured", "barcodes", "processing_time_ms", "model_used"],
+    "properties": {
+        "id": {"type": "string"},
+        "job_id": {"type": "string"},
+        "status": {"type": "string"},
+        "text": {"type": "string"},
+        "confidence": {"type": "number"},
+        "structured": {"$ref": _REF + "StructuredFields"},
+        "barcodes": {"type": "array", "items": {"$ref": _REF + "Barcode"}},
+        "processing_time_ms": {"type": "number"},
+        "model_used": {"type": "string"},
+        "lines": {"type": "array", "items": {"$ref": _REF + "Line"}},
+        "words": {"type": "array", "items": {"$ref": _REF + "Word"}},
+        "stage_times_ms": {"type": "object", "additionalProperties": {"type": "number"}},
+        "cached": {"type": "boolean"},
+    },
+}
+
+JOB_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["job_id", "status"],
+    "properties": {
+        "job_id": {"type": "string"},
+        "status": {"type": "string", "enum": ["queued", "processing", "completed", "failed", "dead"]},
+        "result": {"$ref": _REF + "OcrResult"},
+        "error": {"$ref": _REF + "Error"},
+    },
+}
+
+
+def _components() -> dict[str, Any]:
+    schemas: dict[str, Any] = {}
+    for model in (StructuredFields, Barcode, Line, Word):
+        schema = model.model_json_schema(ref_template=_REF + "{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    schemas["OcrResult"] = RESULT_SCHEMA
+    schemas["Job"] = JOB_SCHEMA
+    schemas["Error"] = {
+        "type": "object",
+        "required": ["code", "message"],
+        "properties": {
+            "code": {"type": "string", "enum": [c.value for c in ErrorCode]},
+            "message": {"type": "string"},
+            "details": {"type": "object"},
+        },
+    }
+    return schemas
+
+
+def build_document() -> dict[str, Any]:
+    """The whole OpenAPI document."""
+    secured: list[dict[str, list[str]]] = [{"bearer": []}]
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "ZakPOS OCR edge node", "version": __version__},
+        "servers": [{"url": "/"}],
+        "components": {
+            "schemas": _components(),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+        },
+        "paths": {
+            "/api/v1/ocr/process": {
+                "post": {
+                    "summary": "OCR one image and wait for the result",
+                    "security": secured,
+                    "parameters": [{"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}}],
+                    "requestBody": _multipart("image", many=False),
+                    "responses": {"200": _json("The result", {"$ref": _REF + "OcrResult"}), **_ERRORS},
+                }
+            },
+            "/api/v1/ocr/process/async": {
+                "post": {
+                    "summary": "Queue one image; poll the job or watch the WebSocket",
+                    "security": secured,
+                    "parameters": [{"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}}],
+                    "requestBody": _multipart("image", many=False),
+                    "responses": {"202": _json("Queued", {"$ref": _REF + "Job"}), **_ERRORS},
+                }
+            },
+            "/api/v1/ocr/batch": {
+                "post": {
+                    "summary": "OCR up to 10 images with shared options",
+                    "security": secured,
+                    "requestBody": _multipart("images", many=True),
+                    "responses": {"200": _json("Per-image outcomes", {"type": "object"}), **_ERRORS},
+                }
+            },
+            "/api/v1/ocr/jobs/{job_id}": {
+                "get": {
+                    "summary": "A job of the caller's shop",
+                    "security": secured,
+                    "parameters": [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "responses": {"200": _json("The job", {"$ref": _REF + "Job"}), "404": _json("No such job", {}),
+                                  "401": _ERRORS["401"], "403": _ERRORS["403"]},
+                }
+            },
+            "/api/v1/health": {
+                "get": {
+                    "summary": "Health for probes (no auth)",
+                    "security": [],
+                    "responses": {"200": _json("Health", {"type": "object"}), "503": _ERRORS["503"]},
+                }
+            },
+            "/api/v1/metrics": {
+                "get": {
+                    "summary": "Metrics (JSON; Prometheus text with Accept: text/plain)",
+                    "security": secured,
+                    "responses": {"200": _json("Metrics", {"type": "object"}), "401": _ERRORS["401"]},
+                }
+            },
+            "/api/v1/metrics/prometheus": {
+                "get": {
+                    "summary": "Metrics in the Prometheus text format",
+                    "security": secured,
+                    "responses": {"200": {"description": "Prometheus text", "content": {"text/plain": {}}},
+                                  "401": _ERRORS["401"]},
+                }
+            },
+            "/api/v1/openapi.json": {
+                "get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI"}}}
+            },
+        },
+    }
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """GET /api/v1/openapi.json."""
+    return web.json_response(build_document())

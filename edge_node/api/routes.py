@@ -1,0 +1,23 @@
+"""The route table of the node's HTTP API."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from edge_node.api import health, jobs, metrics, openapi
+from edge_node.api.ocr import OcrHandlers
+
+API_PREFIX = "/api/v1"
+
+
+def setup_routes(app: web.Application) -> None:
+    """Register every endpoint; the OpenAPI test compares this table with the document."""
+    ocr = OcrHandlers()
+    app.router.add_post(f"{API_PREFIX}/ocr/process", ocr.process)
+    app.router.add_post(f"{API_PREFIX}/ocr/process/async", ocr.process_async)
+    app.router.add_post(f"{API_PREFIX}/ocr/batch", ocr.batch)
+    app.router.add_get(f"{API_PREFIX}/ocr/jobs/{{job_id}}", jobs.get_job)
+    app.router.add_get(f"{API_PREFIX}/health", health.health)
+    app.router.add_get(f"{API_PREFIX}/metrics", metrics.metrics)
+    app.router.add_get(f"{API_PREFIX}/metrics/prometheus", metrics.metrics_prometheus)
+    app.router.add_get(f"{API_PREFIX}/openapi.json", openapi.openapi)

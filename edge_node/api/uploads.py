@@ -1,0 +1,95 @@
+"""Reading multipart uploads with caps: the image bytes and the OCR options of one request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aiohttp import BodyPartReader, web
+from pydantic import ValidationError
+
+from edge_node.errors import PayloadTooLargeError, ValidationFailedError
+from shared_models.ocr import OcrOptions
+
+#: Form fields other than files are short; anything longer is a client bug or an attack.
+MAX_FIELD_BYTES = 1024
+#: Read uploads in chunks of this size so the cap is enforced before the whole body is in memory.
+CHUNK_BYTES = 64 * 1024
+OPTION_FIELDS = frozenset(OcrOptions.model_fields)
+FILE_FIELDS = frozenset({"image", "images"})
+
+
+@dataclass
+class Upload:
+    """Files and raw option values of one multipart request."""
+
+    files: list[tuple[str, bytes]] = field(default_factory=list)
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+async def read_upload(request: web.Request, *, max_file_bytes: int, max_files: int) -> Upload:
+    """Stream the multipart body: 413 past the size cap, 400 for a malformed body or too many files."""
+    if not request.content_type.startswith("multipart/"):
+        raise ValidationFailedError("send the image as multipart/form-data with a field named 'image'")
+    try:
+        reader = await request.multipart()
+    except (ValueError, AssertionError) as err:
+        raise ValidationFailedError(f"malformed multipart body: {err}") from err
+    upload = Upload()
+    while True:
+        try:
+            part = await reader.next()
+        except ValueError as err:
+            raise ValidationFailedError(f"malformed multipart body: {err}") from err
+        if part is None:
+            break
+        if not isinstance(part, BodyPartReader):
+            raise ValidationFailedError("nested multipart bodies are not accepted")
+        name = part.name or ""
+        if name in FILE_FIELDS:
+            if len(upload.files) >= max_files:
+                raise ValidationFailedError(
+                    f"at most {max_files} image(s) per request", details={"max_images": max_files}
+                )
+            content = await _read_capped(part, max_file_bytes)
+            upload.files.append((part.filename or f"{name}-{len(upload.files)}", content))
+        elif name in OPTION_FIELDS:
+            raw = await _read_capped(part, MAX_FIELD_BYTES, field_name=name)
+            upload.fields[name] = raw.decode("utf-8", errors="replace").strip()
+        else:
+            await part.release()
+    return upload
+
+
+async def _read_capped(part: BodyPartReader, limit: int, field_name: str | None = None) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await part.read_chunk(CHUNK_BYTES):
+        size += len(chunk)
+        if size > limit:
+            if field_name is not None:
+                raise ValidationFailedError(f"field {field_name!r} is too long")
+            raise PayloadTooLargeError(
+                f"the image is larger than {limit / 1_000_000:g} MB", details={"max_bytes": limit}
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_options(fields: dict[str, str]) -> OcrOptions:
+    """Validate the option fields; a bad value is VALIDATION_ERROR naming the field and what is allowed."""
+    values: dict[str, object] = dict(fields)
+    if "extract_barcodes" in fields:
+        flag = fields["extract_barcodes"].lower()
+        if flag not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+            raise ValidationFailedError("extract_barcodes must be true or false", details={"field": "extract_barcodes"})
+        values["extract_barcodes"] = flag in ("true", "1", "yes", "on")
+    try:
+        return OcrOptions.model_validate(values)
+    except ValidationError as err:
+        first = err.errors()[0]
+        name = ".".join(str(p) for p in first["loc"]) or "options"
+        raise ValidationFailedError(
+            f"invalid {name}: {first['msg']}",
+            details={"field": name, "errors": [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+                                               for e in err.errors()]},
+        ) from err

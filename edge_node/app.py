@@ -1,0 +1,60 @@
+"""create_app(config): the aiohttp application with its state, routes and background work."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from edge_node import keys
+from edge_node.api.middlewares import auth_middleware, error_middleware
+from edge_node.api.routes import setup_routes
+from edge_node.auth import TokenVerifier, load_or_create_secret
+from edge_node.config import EdgeConfig
+from edge_node.engines.registry import EngineSet, build_engines
+from edge_node.store.db import Database
+from edge_node.store.images import ImageVault, load_or_create_key
+from edge_node.worker import JobQueue
+
+_LOGGER = logging.getLogger(__name__)
+
+#: Multipart overhead allowed on top of the image bytes of a full batch.
+BODY_SLACK_BYTES = 1_000_000
+
+
+def create_app(config: EdgeConfig, engines: EngineSet | None = None) -> web.Application:
+    """Build the node; `engines` may be passed in to share loaded models (tests, benchmarks)."""
+    max_body = int(config.limits.max_image_size_mb * 1_000_000 * config.limits.max_batch_images) + BODY_SLACK_BYTES
+    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=max_body)
+    app[keys.CONFIG] = config
+    app[keys.STARTED_AT] = time.monotonic()
+    secret, _generated = load_or_create_secret(config.auth.jwt_secret, config.storage.data_dir)
+    app[keys.VERIFIER] = TokenVerifier(secret, config.auth.shop_id, config.auth.leeway_seconds)
+    setup_routes(app)
+
+    async def state(app: web.Application) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        db = await loop.run_in_executor(None, Database, config.storage.database_path)
+        app[keys.DATABASE] = db
+        app[keys.ENGINES] = engines if engines is not None else await loop.run_in_executor(
+            None, build_engines, config.ocr
+        )
+        vault = None
+        if config.storage.store_images:
+            key = await loop.run_in_executor(None, load_or_create_key, config.storage.key_path)
+            vault = ImageVault(config.storage.data_dir / "images", key, config.storage.retention_days)
+            purged = await db.run(vault.purge_expired)
+            if purged:
+                _LOGGER.info("purged %d images past retention", purged)
+        queue = JobQueue(config, db, app[keys.ENGINES], vault)
+        app[keys.QUEUE] = queue
+        await queue.start()
+        yield
+        await queue.stop()
+        db.close()
+
+    app.cleanup_ctx.append(state)
+    return app

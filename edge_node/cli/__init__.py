@@ -1,0 +1,1 @@
+"""Implementations of the `edge-node` sub-commands."""

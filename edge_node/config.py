@@ -1,0 +1,188 @@
+"""Edge node configuration: one root model of section models, read from YAML and the environment.
+
+Precedence (highest first): `EDGE_SECTION__FIELD` variables, the seed's variable names (see SEED_ENV),
+the YAML file, the embedded defaults. With nothing set, the node serves on 0.0.0.0:8000 with SQLite under
+./data, the bundled engines and sync disabled.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+ENV_PREFIX = "EDGE_"
+ENV_NESTED_DELIMITER = "__"
+
+#: The seed's environment names, honoured as aliases: name -> (section, field).
+SEED_ENV: dict[str, tuple[str, str]] = {
+    "DATABASE_URL": ("storage", "database_url"),
+    "MAX_IMAGE_SIZE_MB": ("limits", "max_image_size_mb"),
+    "PROCESSING_TIMEOUT_SECONDS": ("worker", "processing_timeout_seconds"),
+    "OCR_MODEL_PRIMARY": ("ocr", "primary"),
+    "OCR_MODEL_FALLBACK": ("ocr", "fallback"),
+    "ENABLE_GPU": ("ocr", "enable_gpu"),
+    "EDGE_JWT_SECRET": ("auth", "jwt_secret"),
+    "EDGE_SHOP_ID": ("auth", "shop_id"),
+    "EDGE_NODE_ID": ("node", "node_id"),
+}
+
+EngineKey = Literal["ppocr", "tesseract"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerConfig(_Section):
+    """Where the HTTP API listens."""
+
+    host: str = Field("0.0.0.0", description="Listen address; 0.0.0.0 serves the shop LAN.")
+    port: int = Field(8000, ge=1, le=65535, description="Listen port.")
+    cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS (exact matches).")
+
+
+class NodeConfig(_Section):
+    """Identity of this node."""
+
+    node_id: str = Field("node-1", min_length=1, description="Unique id of this node within the fleet.")
+
+
+class StorageConfig(_Section):
+    """Local state."""
+
+    data_dir: Path = Field(Path("./data"), description="Folder for the SQLite database, images and keys.")
+    database_url: str | None = Field(
+        None, description="sqlite:///PATH of the node database; default DATA_DIR/edge.sqlite3."
+    )
+
+    store_images: bool = Field(True, description="Keep uploads (encrypted) for retries and audit.")
+    retention_days: float = Field(90, gt=0, description="Stored images are deleted after this many days.")
+    image_key_file: Path | None = Field(
+        None, description="32-byte AES key file for stored images; default DATA_DIR/keys/images.key."
+    )
+
+    @property
+    def key_path(self) -> Path:
+        """Where the image encryption key lives."""
+        return self.image_key_file or self.data_dir / "keys" / "images.key"
+
+    @property
+    def database_path(self) -> Path:
+        """The SQLite file this node uses."""
+        if self.database_url:
+            if not self.database_url.startswith("sqlite:///"):
+                raise ValueError("storage.database_url must be sqlite:///PATH on the edge node")
+            return Path(self.database_url.removeprefix("sqlite:///"))
+        return self.data_dir / "edge.sqlite3"
+
+
+class AuthConfig(_Section):
+    """JWT verification (HS256 shared secret)."""
+
+    jwt_secret: str | None = Field(None, description="HS256 secret; generated and stored in DATA_DIR when unset.")
+    shop_id: str = Field("shop-1", min_length=1, description="The shop this node serves; tokens must carry it.")
+    leeway_seconds: int = Field(30, ge=0, description="Clock skew tolerated on exp.")
+
+
+class LimitsConfig(_Section):
+    """Input limits."""
+
+    max_image_size_mb: float = Field(10.0, gt=0, description="Largest upload accepted, in MB.")
+    max_image_pixels: int = Field(
+        50_000_000, gt=0, description="Largest declared width x height accepted (decompression bombs)."
+    )
+    max_batch_images: int = Field(10, ge=1, le=100, description="Images accepted by one batch request.")
+
+
+class OcrConfig(_Section):
+    """Engines and pipeline settings."""
+
+    primary: EngineKey = Field("ppocr", description="Primary recognizer for English.")
+    fallback: EngineKey | None = Field("tesseract", description="Fallback recognizer; null disables fallback.")
+    primary_bn: EngineKey = Field("tesseract", description="Recognizer for Bengali (PP-OCRv6 has no Bengali).")
+    enable_gpu: bool = Field(False, description="Use the CUDA execution provider when onnxruntime-gpu is present.")
+    onnx_threads: int = Field(0, ge=0, description="Intra-op threads per onnxruntime session; 0 = cores.")
+    tessdata_dir: Path = Field(
+        Path("/usr/share/tesseract-ocr/5/tessdata"), description="Folder with eng/ben traineddata."
+    )
+    detector_max_side: int = Field(960, ge=160, le=4096, description="Longest side fed to the text detector.")
+    decode_max_side: int = Field(2400, ge=320, description="Large photos are decoded down to this longest side.")
+
+
+class WorkerConfig(_Section):
+    """The job queue's workers."""
+
+    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64, description="Parallel jobs.")
+    processing_timeout_seconds: float = Field(30.0, gt=0, description="Upper bound of one job's processing.")
+    lease_seconds: float = Field(60.0, gt=0, description="A claimed job whose lease expires is re-queued.")
+    poll_interval_seconds: float = Field(1.0, gt=0, description="How often idle workers look for work.")
+    max_retries: int = Field(3, ge=0, le=10, description="Retries of a retriable failure (MODEL_ERROR, TIMEOUT...).")
+    retry_initial_seconds: float = Field(1.0, ge=0, description="Delay before the first retry; doubles each time.")
+    retry_max_seconds: float = Field(30.0, ge=0, description="Longest delay between retries.")
+
+
+class EdgeConfig(_Section):
+    """Root configuration of the edge node."""
+
+    server: ServerConfig = Field(default_factory=ServerConfig, description="HTTP listener.")
+    node: NodeConfig = Field(default_factory=NodeConfig, description="Node identity.")
+    storage: StorageConfig = Field(default_factory=StorageConfig, description="Local state.")
+    auth: AuthConfig = Field(default_factory=AuthConfig, description="Authentication.")
+    limits: LimitsConfig = Field(default_factory=LimitsConfig, description="Input limits.")
+    ocr: OcrConfig = Field(default_factory=OcrConfig, description="Engines.")
+    worker: WorkerConfig = Field(default_factory=WorkerConfig, description="Job queue workers.")
+
+
+class ConfigError(Exception):
+    """The configuration could not be loaded; `problems` lists `path: message` lines."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid configuration:\n" + "\n".join(problems))
+        self.problems = problems
+
+
+def _set(tree: dict[str, Any], section: str, field: str, value: str) -> None:
+    node = tree.setdefault(section, {})
+    if not isinstance(node, dict):
+        raise ConfigError([f"{section}: must be a mapping"])
+    node[field] = _parse_env_value(value)
+
+
+def _parse_env_value(value: str) -> Any:
+    """Environment values are YAML scalars or flow lists, so `true`, `4` and `[a, b]` work."""
+    try:
+        return yaml.safe_load(value) if value.strip() else value
+    except yaml.YAMLError:
+        return value
+
+
+def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None) -> EdgeConfig:
+    """Build the config from an optional YAML file and the environment."""
+    env = os.environ if environ is None else environ
+    tree: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as err:
+            raise ConfigError([f"{path}: {err}"]) from err
+        if not isinstance(loaded, dict):
+            raise ConfigError([f"{path}: the top level must be a mapping"])
+        tree = loaded
+    for name, (section, field) in SEED_ENV.items():
+        if name in env:
+            _set(tree, section, field, env[name])
+    for name, value in env.items():
+        if name.startswith(ENV_PREFIX) and ENV_NESTED_DELIMITER in name:
+            section, _, field = name.removeprefix(ENV_PREFIX).lower().partition(ENV_NESTED_DELIMITER)
+            _set(tree, section, field, value)
+    try:
+        return EdgeConfig.model_validate(tree)
+    except ValidationError as err:
+        raise ConfigError(
+            [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()]
+        ) from err

@@ -1,0 +1,181 @@
+"""PP-OCRv6 text detector and recognizer, run from the ONNX files shipped inside the rapidocr wheel.
+
+Sessions come from `runtime.create_session`; the DB box post-processing is rapidocr's. The CTC decoding is
+our own so that every character keeps its probability and its position, which gives word boxes and
+word confidences.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from edge_node.engines.base import LineReading, Quad, WordReading
+from edge_node.engines.runtime import create_session
+from edge_node.errors import ModelError
+
+KEY = "ppocr"
+
+#: Recognizer input height fixed by the PP-OCRv6 model.
+REC_HEIGHT = 48
+#: Crops are batched by width; the batch pads every crop to its widest one, so keep batches of similar widths.
+REC_BATCH = 8
+#: Narrowest recognizer input (the model's receptive field needs a few time steps).
+REC_MIN_WIDTH = 16
+#: Lines wider than this (after scaling to 48 px height) are read in one go anyway; PP-OCR handles ~100 chars.
+REC_MAX_WIDTH = 3200
+#: Detector output sizes must be multiples of 32 (the network downsamples five times).
+DET_STRIDE = 32
+
+
+@dataclass(frozen=True)
+class PpocrConfig:
+    """Where the models live and how sessions are built."""
+
+    type: Literal["ppocr"] = "ppocr"
+    model_dir: Path | None = None
+    threads: int = 0
+    enable_gpu: bool = False
+    det_thresh: float = 0.3
+    det_box_thresh: float = 0.5
+    det_unclip_ratio: float = 1.6
+
+
+def bundled_model_dir() -> Path:
+    """The models folder inside the installed rapidocr wheel."""
+    return Path(str(resources.files("rapidocr") / "models"))
+
+
+class PpocrDetector:
+    """DB text-line detector."""
+
+    key = KEY
+
+    def __init__(self, config: PpocrConfig) -> None:
+        from rapidocr.ch_ppocr_det.utils import DBPostProcess
+
+        model_dir = config.model_dir or bundled_model_dir()
+        self._session = create_session(
+            model_dir / "PP-OCRv6_det_small.onnx", threads=config.threads, enable_gpu=config.enable_gpu
+        )
+        self._input = self._session.get_inputs()[0].name
+        self._post = DBPostProcess(
+            thresh=config.det_thresh,
+            box_thresh=config.det_box_thresh,
+            max_candidates=1000,
+            unclip_ratio=config.det_unclip_ratio,
+            use_dilation=True,
+            score_mode="fast",
+        )
+        # DBPostProcess keeps no per-call state, but guard anyway: it is third-party code.
+        self._post_lock = threading.Lock()
+
+    def detect(self, image: np.ndarray, max_side: int) -> list[Quad]:
+        """Line quads (4x2 float32, clockwise from top-left) in `image` coordinates."""
+        h, w = image.shape[:2]
+        scale = min(1.0, max_side / max(h, w))
+        rh = max(DET_STRIDE, int(round(h * scale / DET_STRIDE)) * DET_STRIDE)
+        rw = max(DET_STRIDE, int(round(w * scale / DET_STRIDE)) * DET_STRIDE)
+        resized = cv2.resize(image[:, :, ::-1], (rw, rh), interpolation=cv2.INTER_LINEAR)
+        blob = (resized.astype(np.float32) * (2.0 / 255.0) - 1.0).transpose(2, 0, 1)[np.newaxis]
+        try:
+            pred = self._session.run(None, {self._input: blob})[0]
+        except Exception as err:
+            raise ModelError(f"text detector failed: {err}") from err
+        with self._post_lock:
+            boxes, _scores = self._post(pred, (h, w))
+        return [np.asarray(box, dtype=np.float32) for box in boxes]
+
+
+class PpocrRecognizer:
+    """CTC line recognizer (Latin, digits, symbols and CJK; no Bengali)."""
+
+    key = KEY
+    languages = frozenset({"en"})
+
+    def __init__(self, config: PpocrConfig) -> None:
+        model_dir = config.model_dir or bundled_model_dir()
+        self._session = create_session(
+            model_dir / "PP-OCRv6_rec_small.onnx", threads=config.threads, enable_gpu=config.enable_gpu
+        )
+        self._input = self._session.get_inputs()[0].name
+        characters = self._session.get_modelmeta().custom_metadata_map.get("character")
+        if not characters:
+            raise ModelError("PP-OCR recognizer has no character list in its metadata")
+        # Index 0 is the CTC blank; the model's last class is a space.
+        self._charset = np.array(["", *characters.splitlines(), " "], dtype=object)
+
+    def recognize(self, crops: list[np.ndarray], language: str = "en") -> list[LineReading]:
+        """Read each crop as one line; crops are batched by similar aspect ratio."""
+        widths = [_scaled_width(crop) for crop in crops]
+        order = np.argsort(widths, kind="stable")
+        readings: list[LineReading | None] = [None] * len(crops)
+        for start in range(0, len(order), REC_BATCH):
+            batch = [int(i) for i in order[start : start + REC_BATCH]]
+            padded = max(widths[i] for i in batch)
+            blob = np.zeros((len(batch), 3, REC_HEIGHT, padded), dtype=np.float32)
+            for row, index in enumerate(batch):
+                blob[row, :, :, : widths[index]] = _normalise(crops[index], widths[index])
+            try:
+                probs = self._session.run(None, {self._input: blob})[0]
+            except Exception as err:
+                raise ModelError(f"text recognizer failed: {err}") from err
+            for row, index in enumerate(batch):
+                readings[index] = self._decode(probs[row], widths[index] / padded)
+        return [r if r is not None else LineReading("", 0.0) for r in readings]
+
+    def _decode(self, probs: np.ndarray, used_fraction: float) -> LineReading:
+        """Greedy CTC decoding that keeps each character's probability and time step."""
+        best = probs.argmax(axis=1)
+        best_prob = probs.max(axis=1)
+        keep = best != 0
+        keep[1:] &= best[1:] != best[:-1]
+        steps = np.flatnonzero(keep)
+        if steps.size == 0:
+            return LineReading("", 0.0)
+        chars = self._charset[best[steps]]
+        char_probs = best_prob[steps].astype(float)
+        total_steps = probs.shape[0] * used_fraction
+        text = "".join(chars)
+        words = _split_words(list(chars), char_probs, steps, total_steps)
+        stripped = text.strip()
+        confidence = float(np.mean([p for c, p in zip(chars, char_probs, strict=True) if c != " "] or [0.0]))
+        return LineReading(stripped, confidence, words)
+
+
+def _scaled_width(crop: np.ndarray) -> int:
+    h, w = crop.shape[:2]
+    return int(min(REC_MAX_WIDTH, max(REC_MIN_WIDTH, np.ceil(REC_HEIGHT * w / max(h, 1)))))
+
+
+def _normalise(crop: np.ndarray, width: int) -> np.ndarray:
+    resized = cv2.resize(crop[:, :, ::-1], (width, REC_HEIGHT), interpolation=cv2.INTER_LINEAR)
+    return resized.astype(np.float32).transpose(2, 0, 1) * (2.0 / 255.0) - 1.0
+
+
+def _split_words(chars: list[str], probs: np.ndarray, steps: np.ndarray, total_steps: float) -> list[WordReading]:
+    """Group characters into words at spaces; x positions are fractions of the crop's width."""
+    words: list[WordReading] = []
+    current: list[int] = []
+
+    def flush() -> None:
+        if current:
+            text = "".join(chars[i] for i in current)
+            x0 = max(0.0, (steps[current[0]] - 0.5) / total_steps)
+            x1 = min(1.0, (steps[current[-1]] + 1.5) / total_steps)
+            words.append(WordReading(text, float(np.mean(probs[current])), float(x0), float(x1)))
+            current.clear()
+
+    for i, char in enumerate(chars):
+        if char == " ":
+            flush()
+        else:
+            current.append(i)
+    flush()
+    return words

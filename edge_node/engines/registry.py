@@ -1,0 +1,91 @@
+"""Builds the node's engines from config and answers which recognizer serves which language."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edge_node.config import OcrConfig
+from edge_node.engines import ppocr, tesseract
+from edge_node.engines.base import TextDetector, TextRecognizer
+from edge_node.errors import ModelError
+
+_LOGGER = logging.getLogger(__name__)
+
+
+def _build_ppocr(config: OcrConfig) -> TextRecognizer:
+    return ppocr.PpocrRecognizer(ppocr.PpocrConfig(threads=config.onnx_threads, enable_gpu=config.enable_gpu))
+
+
+def _build_tesseract(config: OcrConfig) -> TextRecognizer:
+    return tesseract.TesseractRecognizer(tesseract.TesseractConfig(tessdata_dir=config.tessdata_dir))
+
+
+#: Engine key -> factory. New engines register here (their module holds a key, a config and a class).
+RECOGNIZER_FACTORIES: dict[str, Callable[[OcrConfig], TextRecognizer]] = {
+    ppocr.KEY: _build_ppocr,
+    tesseract.KEY: _build_tesseract,
+}
+
+
+@dataclass
+class EngineSet:
+    """The loaded detector and recognizers, and the routing rules between them."""
+
+    detector: TextDetector
+    recognizers: dict[str, TextRecognizer]
+    primary: dict[str, str]
+    fallback: str | None
+    load_seconds: dict[str, float] = field(default_factory=dict)
+
+    def primary_for(self, language: str) -> TextRecognizer:
+        """The recognizer that reads `language` first."""
+        key = self.primary.get(language)
+        if key is None or key not in self.recognizers:
+            raise ModelError(f"no recognizer configured for language {language!r}")
+        return self.recognizers[key]
+
+    def fallback_for(self, language: str) -> TextRecognizer | None:
+        """The second opinion for `language`, if one is configured and can read it."""
+        if self.fallback is None or self.fallback == self.primary.get(language):
+            return None
+        engine = self.recognizers.get(self.fallback)
+        return engine if engine is not None and language in engine.languages else None
+
+    @property
+    def names(self) -> list[str]:
+        """Keys of the loaded models, for /health."""
+        return [f"{ppocr.KEY}-det", *self.recognizers]
+
+
+def build_engines(config: OcrConfig) -> EngineSet:
+    """Load every engine the config routes to, and warm each one up with one inference."""
+    needed = {config.primary, config.primary_bn} | ({config.fallback} if config.fallback else set())
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    detector = ppocr.PpocrDetector(ppocr.PpocrConfig(threads=config.onnx_threads, enable_gpu=config.enable_gpu))
+    detector.detect(np.full((64, 64, 3), 255, dtype=np.uint8), max_side=64)
+    timings[f"{ppocr.KEY}-det"] = time.perf_counter() - start
+    recognizers: dict[str, TextRecognizer] = {}
+    warm_crop = np.full((32, 96, 3), 255, dtype=np.uint8)
+    for key in sorted(needed):
+        start = time.perf_counter()
+        engine = RECOGNIZER_FACTORIES[key](config)
+        engine.recognize([warm_crop], next(iter(sorted(engine.languages))))
+        recognizers[key] = engine
+        timings[key] = time.perf_counter() - start
+    _LOGGER.info("engines loaded: %s", ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in timings.items()))
+    for language, key in (("en", config.primary), ("bn", config.primary_bn)):
+        if language not in recognizers[key].languages:
+            raise ModelError(f"engine {key!r} cannot read {language!r}; pick another in the ocr config")
+    return EngineSet(
+        detector=detector,
+        recognizers=recognizers,
+        primary={"en": config.primary, "bn": config.primary_bn},
+        fallback=config.fallback,
+        load_seconds=timings,
+    )

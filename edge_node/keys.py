@@ -1,0 +1,18 @@
+"""Typed keys for the aiohttp application state."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from edge_node.auth import TokenVerifier
+from edge_node.config import EdgeConfig
+from edge_node.engines.registry import EngineSet
+from edge_node.store.db import Database
+from edge_node.worker import JobQueue
+
+CONFIG = web.AppKey("config", EdgeConfig)
+DATABASE = web.AppKey("database", Database)
+ENGINES = web.AppKey("engines", EngineSet)
+QUEUE = web.AppKey("queue", JobQueue)
+VERIFIER = web.AppKey("verifier", TokenVerifier)
+STARTED_AT = web.AppKey("started_at", float)

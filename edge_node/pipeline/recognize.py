@@ -1,0 +1,56 @@
+"""Recognition with per-line fallback: the primary engine reads every line; a line it reads below the
+request's confidence threshold (or fails on) is read again by the fallback engine, and the better reading wins."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge_node.engines.base import LineReading, TextRecognizer
+from edge_node.errors import ModelError
+
+_LOGGER = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ChosenReading:
+    """The reading kept for one crop and the engine that produced it."""
+
+    reading: LineReading
+    engine: str
+
+
+def recognize_crops(
+    crops: list[np.ndarray],
+    language: str,
+    threshold: float,
+    primary: TextRecognizer,
+    fallback: TextRecognizer | None,
+) -> list[ChosenReading]:
+    """Read every crop with `primary`, re-read the weak ones with `fallback`; never returns fewer items."""
+    if not crops:
+        return []
+    try:
+        first = primary.recognize(crops, language)
+    except ModelError:
+        if fallback is None:
+            raise
+        _LOGGER.warning("primary engine %s failed; reading the whole image with %s", primary.key, fallback.key)
+        return [ChosenReading(r, fallback.key) for r in fallback.recognize(crops, language)]
+    chosen = [ChosenReading(r, primary.key) for r in first]
+    if fallback is None:
+        return chosen
+    weak = [i for i, r in enumerate(first) if r.confidence < threshold or not r.text]
+    if not weak:
+        return chosen
+    try:
+        second = fallback.recognize([crops[i] for i in weak], language)
+    except ModelError as err:
+        _LOGGER.warning("fallback engine %s failed, keeping %s's readings: %s", fallback.key, primary.key, err)
+        return chosen
+    for index, reading in zip(weak, second, strict=True):
+        if reading.text and reading.confidence > chosen[index].reading.confidence:
+            chosen[index] = ChosenReading(reading, fallback.key)
+    return chosen

@@ -1,0 +1,89 @@
+"""Schema migrations of the node database, applied in order at start-up."""
+
+from __future__ import annotations
+
+import sqlite3
+
+#: Each entry moves the schema one version up; never edit a released entry, append a new one.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE ocr_processing_jobs (
+        id TEXT PRIMARY KEY,
+        shop_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        document_type TEXT NOT NULL,
+        options TEXT NOT NULL,
+        status TEXT NOT NULL,
+        image_hash TEXT,
+        image_size_bytes INTEGER,
+        idempotency_key TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        max_attempts INTEGER NOT NULL DEFAULT 4,
+        available_at REAL NOT NULL DEFAULT 0,
+        lease_expires_at REAL,
+        extracted_text TEXT,
+        structured_data TEXT,
+        barcodes TEXT,
+        result TEXT,
+        confidence_score REAL,
+        processing_time_ms REAL,
+        model_used TEXT,
+        error_code TEXT,
+        error_message TEXT,
+        cached INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        started_at TEXT,
+        completed_at TEXT
+    );
+    CREATE INDEX idx_jobs_status_available ON ocr_processing_jobs(status, available_at);
+    CREATE INDEX idx_jobs_shop_created ON ocr_processing_jobs(shop_id, created_at);
+    CREATE UNIQUE INDEX idx_jobs_idempotency ON ocr_processing_jobs(shop_id, user_id, idempotency_key)
+        WHERE idempotency_key IS NOT NULL;
+    CREATE TABLE ocr_error_logs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        job_id TEXT,
+        error_code TEXT NOT NULL,
+        error_message TEXT NOT NULL,
+        details TEXT,
+        attempt INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX idx_error_logs_job ON ocr_error_logs(job_id);
+    CREATE TABLE ocr_model_metrics (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        model_name TEXT NOT NULL,
+        metric_name TEXT NOT NULL,
+        value REAL NOT NULL,
+        job_id TEXT,
+        recorded_at TEXT NOT NULL
+    );
+    CREATE TABLE outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE result_cache (
+        key TEXT PRIMARY KEY,
+        result TEXT NOT NULL,
+        expires_at REAL NOT NULL
+    );
+    CREATE TABLE images (
+        job_id TEXT PRIMARY KEY,
+        path TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        expires_at REAL NOT NULL
+    );
+    """,
+]
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply pending migrations; returns the schema version now in force."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+        version = number
+    return version

@@ -1,0 +1,252 @@
+"""The job queue's service side: accept jobs, run them on a bounded pool of workers, report their end.
+
+Workers claim jobs from SQLite with a lease, run the pure pipeline in a thread pool with a time bound,
+and write the outcome in one transaction. Jobs may run more than once (a crash between claim and
+commit), so the only side effect of a run is that final transaction, which is guarded by status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from edge_node.config import EdgeConfig
+from edge_node.engines.registry import EngineSet
+from edge_node.errors import EdgeError, ModelError, ProcessingTimeoutError, ServiceUnavailableError
+from edge_node.pipeline.runner import PipelineLimits, run_image
+from edge_node.store import jobs as job_store
+from edge_node.store.db import Database
+from edge_node.store.images import ImageVault
+from edge_node.store.jobs import JobFailure, JobRecord, NewJob
+from shared_models.jobs import JobStatus
+from shared_models.ocr import OcrOptions, OcrResult
+
+_LOGGER = logging.getLogger(__name__)
+
+#: The seed's RETRY_CONFIG doubles the delay each retry (initial, maximum and count come from the config).
+BACKOFF_FACTOR = 2.0
+#: Jitter of +-20% so that retries of many jobs failing together do not line up.
+JITTER = 0.2
+#: Keep this many recent processing times for the queue's time estimate.
+RECENT_TIMES = 50
+
+JobListener = Callable[[str, JobRecord, dict[str, Any]], None]
+
+
+def backoff_seconds(attempt: int, initial: float, maximum: float, rng: random.Random | None = None) -> float:
+    """Delay before retry number `attempt` (1-based): initial x 2^(attempt-1), capped, with jitter."""
+    base = min(maximum, initial * BACKOFF_FACTOR ** (attempt - 1))
+    return base * (1 - JITTER + 2 * JITTER * (rng or random).random())
+
+
+class JobQueue:
+    """Accepts jobs, runs them, and lets callers wait for or listen to their outcome."""
+
+    def __init__(self, config: EdgeConfig, db: Database, engines: EngineSet, vault: ImageVault | None) -> None:
+        self._config = config
+        self._db = db
+        self._engines = engines
+        self._vault = vault
+        self._limits = PipelineLimits(
+            max_pixels=config.limits.max_image_pixels,
+            decode_max_side=config.ocr.decode_max_side,
+            detector_max_side=config.ocr.detector_max_side,
+        )
+        self._executor = ThreadPoolExecutor(max_workers=config.worker.workers, thread_name_prefix="ocr")
+        # Images of jobs accepted by this process, so the worker need not read them back from disk.
+        self._images: dict[str, bytes] = {}
+        self._waiters: dict[str, list[asyncio.Future[JobRecord]]] = {}
+        self._wakeup = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._listeners: list[JobListener] = []
+        self._recent_ms: list[float] = []
+        self._stopping = False
+        self.busy_workers = 0
+
+    # ---- lifecycle -------------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Re-queue what a previous process left running, then start the workers."""
+        requeued = await self._db.run(job_store.requeue_processing)
+        if requeued:
+            _LOGGER.info("re-queued %d jobs left running by a previous process", requeued)
+        self._tasks = [
+            asyncio.create_task(self._work(n), name=f"ocr-worker-{n}") for n in range(self._config.worker.workers)
+        ]
+
+    async def stop(self) -> None:
+        """Stop claiming work, let running jobs finish, cancel waiting workers."""
+        self._stopping = True
+        self._wakeup.set()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def add_listener(self, listener: JobListener) -> None:
+        """`listener(event, job, data)` is called for queued/started/progress/completed/failed."""
+        self._listeners.append(listener)
+
+    # ---- submitting ------------------------------------------------------------------------------------------
+    async def submit(self, job: NewJob, image: bytes) -> tuple[JobRecord, bool]:
+        """Store the image and queue the job; returns (job, created) -- created is False for a repeated key."""
+        if self._stopping:
+            raise ServiceUnavailableError("the node is shutting down")
+        job_id = job_store.new_job_id()
+        record, created = await self._db.run(self._insert, job, job_id, image)
+        if created:
+            self._images[record.id] = image
+            self._emit("job_queued", record, {"queue_position": await self.queue_depth()})
+            self._wakeup.set()
+        return record, created
+
+    def _insert(self, conn: Any, job: NewJob, job_id: str, image: bytes) -> tuple[JobRecord, bool]:
+        """The image is on disk before the row that points at it; a repeated idempotency key discards it."""
+        if self._vault is not None:
+            self._vault.put(conn, job_id, image)
+        record, created = job_store.insert_job(conn, job, job_id)
+        if not created and self._vault is not None:
+            self._vault.delete(conn, job_id)
+        return record, created
+
+    async def wait(self, job_id: str, seconds: float) -> JobRecord:
+        """Wait for a job to end; raises TIMEOUT when it does not within `seconds`."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[JobRecord] = loop.create_future()
+        self._waiters.setdefault(job_id, []).append(future)
+        current = await self._db.run(job_store.get_job_any, job_id)
+        if current is not None and current.status.is_final and not future.done():
+            future.set_result(current)
+        try:
+            return await asyncio.wait_for(future, seconds)
+        except TimeoutError as err:
+            raise ProcessingTimeoutError(f"job {job_id} is still running; poll GET /api/v1/ocr/jobs/{job_id}") from err
+        finally:
+            waiters = self._waiters.get(job_id, [])
+            if future in waiters:
+                waiters.remove(future)
+            if not waiters:
+                self._waiters.pop(job_id, None)
+
+    async def queue_depth(self) -> int:
+        """Jobs waiting to start."""
+        counts = await self._db.run(job_store.queue_counts)
+        return counts[JobStatus.QUEUED.value]
+
+    def estimate_seconds(self, position: int) -> float:
+        """Expected wait: recent mean processing time x jobs ahead / workers, plus this job's own time."""
+        mean_ms = sum(self._recent_ms) / len(self._recent_ms) if self._recent_ms else 500.0
+        return round(mean_ms / 1000 * (1 + position / self._config.worker.workers), 2)
+
+    # ---- working ---------------------------------------------------------------------------------------------
+    async def _work(self, number: int) -> None:
+        poll = self._config.worker.poll_interval_seconds
+        while not self._stopping:
+            try:
+                job = await self._db.run(job_store.claim_next, self._config.worker.lease_seconds)
+            except ServiceUnavailableError:
+                _LOGGER.exception("worker %d cannot claim jobs", number)
+                job = None
+            if job is None:
+                self._wakeup.clear()
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), poll)
+                except TimeoutError:
+                    await self._db.run(job_store.requeue_expired_leases)
+                continue
+            self.busy_workers += 1
+            try:
+                await self._process(job)
+            finally:
+                self.busy_workers -= 1
+
+    async def _process(self, job: JobRecord) -> None:
+        self._emit("job_started", job, {"progress": 0})
+        loop = asyncio.get_running_loop()
+        try:
+            image = await self._load_image(job)
+            options = OcrOptions.model_validate(job.options)
+
+            def progress(step: str, fraction: float) -> None:
+                loop.call_soon_threadsafe(
+                    self._emit, "job_progress", job, {"progress": round(fraction * 100), "current_step": step}
+                )
+
+            result: OcrResult = await asyncio.wait_for(
+                loop.run_in_executor(self._executor, run_image, image, options, self._engines, self._limits, progress),
+                self._config.worker.processing_timeout_seconds,
+            )
+        except TimeoutError:
+            await self._fail(job, ProcessingTimeoutError(
+                f"processing took longer than {self._config.worker.processing_timeout_seconds:g} s"))
+            return
+        except EdgeError as err:
+            await self._fail(job, err)
+            return
+        except Exception as err:  # an engine bug must fail the job, not kill the worker
+            _LOGGER.exception("job %s: unexpected pipeline error", job.id)
+            await self._fail(job, ModelError(f"the OCR pipeline failed: {type(err).__name__}: {err}"))
+            return
+        self._recent_ms = [*self._recent_ms[-(RECENT_TIMES - 1):], result.processing_time_ms]
+        payload = result.model_dump(mode="json")
+        metrics = [
+            (result.model_used, "processing_time_ms", result.processing_time_ms),
+            (result.model_used, "confidence", result.confidence),
+        ]
+        done = await self._db.run(job_store.complete_job, job.id, payload, metrics)
+        if done is not None:
+            self._finish(done, "job_completed", {"result": payload})
+
+    async def _load_image(self, job: JobRecord) -> bytes:
+        image = self._images.get(job.id)
+        if image is not None:
+            return image
+        vault = self._vault
+        if vault is None:
+            raise ModelError("the job's image was not kept (storage.store_images is off) and the node restarted")
+        image = await self._db.run(lambda _conn: vault.get(job.id))
+        if image is None:
+            raise ModelError("the job's image is no longer stored")
+        return image
+
+    async def _fail(self, job: JobRecord, error: EdgeError) -> None:
+        worker = self._config.worker
+        retries_left = job.attempts < job.max_attempts
+        retry_at = (
+            time.time() + backoff_seconds(job.attempts, worker.retry_initial_seconds, worker.retry_max_seconds)
+            if error.retriable and retries_left
+            else None
+        )
+        failure = JobFailure(
+            code=error.code.value,
+            message=error.message,
+            details=error.details,
+            retry_at=retry_at,
+            exhausted=error.retriable and retry_at is None,
+        )
+        updated = await self._db.run(job_store.fail_job, job.id, failure)
+        if updated is None:
+            return
+        if retry_at is not None:
+            _LOGGER.info("job %s attempt %d failed (%s); retrying", job.id, job.attempts, error.code.value)
+            self._wakeup.set()
+            asyncio.get_running_loop().call_later(retry_at - time.time(), self._wakeup.set)
+            return
+        self._finish(updated, "job_failed", {"error": {"code": error.code.value, "message": error.message}})
+
+    def _finish(self, job: JobRecord, event: str, data: dict[str, Any]) -> None:
+        self._images.pop(job.id, None)
+        for future in self._waiters.pop(job.id, []):
+            if not future.done():
+                future.set_result(job)
+        self._emit(event, job, data)
+
+    def _emit(self, event: str, job: JobRecord, data: dict[str, Any]) -> None:
+        for listener in self._listeners:
+            try:
+                listener(event, job, data)
+            except Exception:
+                _LOGGER.exception("job listener failed on %s", event)
+
