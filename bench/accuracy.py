@@ -127,7 +127,7 @@ class Calls:
 
 @dataclass
 class SetResult:
-    """What one set's evaluator measured."""
+    """What one set's evaluator measured; ``notes`` are one-line breakdowns shown under the figures."""
 
     name: str
     n_items: int
@@ -137,6 +137,7 @@ class SetResult:
     calls: Calls
     breakdown: dict[str, Any] = field(default_factory=dict)
     items: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def metric(self, key: str) -> Metric:
         """The metric with this key."""
@@ -162,6 +163,7 @@ class SetResult:
             "primary_group": self.primary_group,
             "errors": self.calls.errors,
             "breakdown": self.breakdown,
+            "notes": self.notes,
             "items": self.items,
         }
 

@@ -26,11 +26,30 @@ DEFAULT_BENCH = Path(__file__).resolve().parents[2] / "shared" / "bench" / "barc
 MISREAD_KINDS = frozenset({"EAN_13", "EAN_8", "UPC_A", "UPC_E", "CODE_128", "QR_CODE"})
 # zxing Java's own blackbox expectations per set (passing / images in the full set), from the bench README.
 ZXING_JAVA = {
-    "ean13-1": (32, 34), "ean13-2": (17, 28), "ean13-3": (55, 55), "ean13-4": (13, 22), "ean13-5": (0, 18),
-    "upca-1": (18, 21), "upca-2": (36, 52), "upca-3": (9, 21), "upca-4": (11, 19), "upca-5": (23, 35),
-    "upca-6": (0, 19), "upce-1": (3, 3), "upce-2": (35, 41), "upce-3": (8, 11), "ean8-1": (8, 8),
-    "code128-1": (7, 7), "code128-2": (39, 40), "code128-3": (2, 2), "qrcode-1": (17, 20), "qrcode-2": (32, 35),
-    "qrcode-3": (38, 42), "qrcode-4": (36, 48), "qrcode-5": (19, 19), "qrcode-6": (15, 15),
+    "ean13-1": (32, 34),
+    "ean13-2": (17, 28),
+    "ean13-3": (55, 55),
+    "ean13-4": (13, 22),
+    "ean13-5": (0, 18),
+    "upca-1": (18, 21),
+    "upca-2": (36, 52),
+    "upca-3": (9, 21),
+    "upca-4": (11, 19),
+    "upca-5": (23, 35),
+    "upca-6": (0, 19),
+    "upce-1": (3, 3),
+    "upce-2": (35, 41),
+    "upce-3": (8, 11),
+    "ean8-1": (8, 8),
+    "code128-1": (7, 7),
+    "code128-2": (39, 40),
+    "code128-3": (2, 2),
+    "qrcode-1": (17, 20),
+    "qrcode-2": (32, 35),
+    "qrcode-3": (38, 42),
+    "qrcode-4": (36, 48),
+    "qrcode-5": (19, 19),
+    "qrcode-6": (15, 15),
 }
 
 
@@ -86,23 +105,29 @@ def main() -> None:
         if row["note"]:
             subsets[row["note"].split(" ")[0]].append(ok)
         if not ok:
-            misses.append(f"{row['file']}: expected {row['format']} {row['expected'][:40]!r}, got "
-                          f"{[(b.type, b.value[:30]) for b in found]}")
+            misses.append(
+                f"{row['file']}: expected {row['format']} {row['expected'][:40]!r}, got "
+                f"{[(b.type, b.value[:30]) for b in found]}"
+            )
         for b in found:
             if b.type in MISREAD_KINDS and (b.type, b.value) != (row["format"], row["expected"]):
                 misread_images.add(row["file"])
                 misreads_by_kind[b.type] += 1
                 if args.verbose:
-                    print(f"MISREAD {row['file']}: expected {row['expected'][:40]!r}, got {b.type} "
-                          f"{b.value[:40]!r} conf {b.confidence} by {b.decoder}")
+                    print(
+                        f"MISREAD {row['file']}: expected {row['expected'][:40]!r}, got {b.type} "
+                        f"{b.value[:40]!r} conf {b.confidence} by {b.decoder}"
+                    )
 
     n = len(rows)
     print(f"images: {n}")
     print(f"decoded right (zxing presentation): {pct(sum(right.values()), n)}")
     print(f"misread images: {pct(len(misread_images), n)}  by format: {dict(misreads_by_kind)}")
     times.sort()
-    print(f"ms per image: p50 {statistics.median(times):.1f}  p95 {times[int(0.95 * (n - 1))]:.1f}  "
-          f"max {times[-1]:.1f}  mean {statistics.fmean(times):.1f}")
+    print(
+        f"ms per image: p50 {statistics.median(times):.1f}  p95 {times[int(0.95 * (n - 1))]:.1f}  "
+        f"max {times[-1]:.1f}  mean {statistics.fmean(times):.1f}"
+    )
     print("per format:")
     for fmt in sorted(total_fmt):
         print(f"  {fmt:10s} {pct(right_fmt[fmt], total_fmt[fmt])}")

@@ -150,10 +150,14 @@ def prominent_price(lines: Sequence[tuple[str, float]], structured_price: float 
 
 
 def shelf_prices(texts: Sequence[str]) -> list[str]:
-    """The prices on a shelf photo: every line that, once normalised and without spaces, is 1-5 digits only."""
+    """The prices on a shelf photo: each whitespace-separated token of each line that is a bare 1-5 digit price.
+
+    ``¥``, ``円`` and commas are dropped first; a detector often merges a row of tags into one line (``'189 99'``).
+    """
     prices = []
     for text in texts:
-        compact = _WHITESPACE.sub("", _PRICE_DROP.sub("", unicodedata.normalize("NFKC", text)))
-        if _PURE_PRICE.fullmatch(compact):
-            prices.append(_price_value(compact))
+        for token in unicodedata.normalize("NFKC", text).split():
+            compact = _PRICE_DROP.sub("", token)
+            if _PURE_PRICE.fullmatch(compact):
+                prices.append(_price_value(compact))
     return prices

@@ -110,6 +110,9 @@ def render_section(result: SetResult, info: RunInfo, call_unit: str) -> str:
         lines.append(
             f"| {_cell(metric.label)} | {metric.shown()} | {_cell(target)} | {p50} | `{_cell(info.command)}` |"
         )
+    if result.notes:
+        lines.append("")
+        lines.extend(f"- {note}" for note in result.notes)
     return "\n".join(lines) + "\n"
 
 
@@ -179,6 +182,7 @@ def summary_lines(result: SetResult) -> list[str]:
         if metric.goal:
             goal = f"   goal {metric.goal}: {'met' if metric.goal.met(metric.value) else 'NOT met'}"
         out.append(f"  {metric.label:<52} {metric.shown():>9}{goal}")
+    out.extend(f"  {note}" for note in result.notes)
     for group, timing in result.calls.timing().items():
         server = ""
         if timing["server_ms_p50"] is not None:

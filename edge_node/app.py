@@ -12,6 +12,7 @@ from aiohttp import web
 from edge_node import keys
 from edge_node.api.middlewares import auth_middleware, error_middleware
 from edge_node.api.routes import setup_routes
+from edge_node.api.ws import EventHub
 from edge_node.auth import TokenVerifier, load_or_create_secret
 from edge_node.config import EdgeConfig
 from edge_node.engines.registry import EngineSet, build_engines
@@ -33,6 +34,7 @@ def create_app(config: EdgeConfig, engines: EngineSet | None = None) -> web.Appl
     app[keys.STARTED_AT] = time.monotonic()
     secret, _generated = load_or_create_secret(config.auth.jwt_secret, config.storage.data_dir)
     app[keys.VERIFIER] = TokenVerifier(secret, config.auth.shop_id, config.auth.leeway_seconds)
+    app[keys.EVENTS] = EventHub()
     setup_routes(app)
 
     async def state(app: web.Application) -> AsyncIterator[None]:
@@ -51,9 +53,10 @@ def create_app(config: EdgeConfig, engines: EngineSet | None = None) -> web.Appl
                 _LOGGER.info("purged %d images past retention", purged)
         queue = JobQueue(config, db, app[keys.ENGINES], vault)
         app[keys.QUEUE] = queue
+        queue.add_listener(app[keys.EVENTS].publish)
         await queue.start()
         yield
-        await queue.stop()
+        await queue.stop(grace_seconds=config.worker.processing_timeout_seconds)
         db.close()
 
     app.cleanup_ctx.append(state)

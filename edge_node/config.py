@@ -124,6 +124,39 @@ class WorkerConfig(_Section):
     max_retries: int = Field(3, ge=0, le=10, description="Retries of a retriable failure (MODEL_ERROR, TIMEOUT...).")
     retry_initial_seconds: float = Field(1.0, ge=0, description="Delay before the first retry; doubles each time.")
     retry_max_seconds: float = Field(30.0, ge=0, description="Longest delay between retries.")
+    soft_queue_limit: int = Field(
+        20, ge=0, description="Queued jobs past which /ocr/process answers 202 with an estimate instead of waiting."
+    )
+    hard_queue_limit: int = Field(
+        200, ge=1, description="Queued jobs past which new uploads get 429 QUOTA_EXCEEDED with Retry-After."
+    )
+
+
+class CacheConfig(_Section):
+    """Result cache keyed by image hash and options."""
+
+    enabled: bool = Field(True, description="Answer repeated (image, options) pairs from the cache.")
+    ttl_seconds: float = Field(3600, gt=0, description="How long a result stays cached.")
+    negative_ttl_seconds: float = Field(600, gt=0, description="How long an undecodable upload is remembered.")
+
+
+class SyncConfig(_Section):
+    """Store-and-forward sync to the central service over MQTT v5."""
+
+    enabled: bool = Field(False, description="Publish the outbox to the central broker.")
+    broker_url: str = Field("mqtt://127.0.0.1:1883", description="mqtt://HOST:PORT or mqtts://HOST:PORT.")
+    username: str | None = Field(None, description="MQTT user name (per node).")
+    password: str | None = Field(None, description="MQTT password.")
+    tls_ca_file: Path | None = Field(None, description="CA bundle for mqtts.")
+    tls_cert_file: Path | None = Field(None, description="Client certificate for mqtts with client auth.")
+    tls_key_file: Path | None = Field(None, description="Client key for mqtts with client auth.")
+    keepalive_seconds: int = Field(30, ge=5, description="MQTT keepalive.")
+    session_expiry_seconds: int = Field(7 * 86400, ge=0, description="Broker keeps our session this long offline.")
+    ack_timeout_seconds: float = Field(30.0, gt=0, description="Unacked rows are sent again after this.")
+    max_in_flight: int = Field(100, ge=1, le=10000, description="Rows published but not yet acked by central.")
+    reconnect_min_seconds: float = Field(1.0, gt=0, description="First reconnect delay; doubles up to the max.")
+    reconnect_max_seconds: float = Field(60.0, gt=0, description="Longest reconnect delay.")
+    metrics_interval_seconds: float = Field(60.0, gt=0, description="How often a metrics snapshot is queued.")
 
 
 class EdgeConfig(_Section):
@@ -136,6 +169,8 @@ class EdgeConfig(_Section):
     limits: LimitsConfig = Field(default_factory=LimitsConfig, description="Input limits.")
     ocr: OcrConfig = Field(default_factory=OcrConfig, description="Engines.")
     worker: WorkerConfig = Field(default_factory=WorkerConfig, description="Job queue workers.")
+    sync: SyncConfig = Field(default_factory=SyncConfig, description="Sync to the central service.")
+    cache: CacheConfig = Field(default_factory=CacheConfig, description="Result cache.")
 
 
 class ConfigError(Exception):

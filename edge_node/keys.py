@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from edge_node.api.ws import EventHub
 from edge_node.auth import TokenVerifier
 from edge_node.config import EdgeConfig
 from edge_node.engines.registry import EngineSet
@@ -16,3 +17,4 @@ ENGINES = web.AppKey("engines", EngineSet)
 QUEUE = web.AppKey("queue", JobQueue)
 VERIFIER = web.AppKey("verifier", TokenVerifier)
 STARTED_AT = web.AppKey("started_at", float)
+EVENTS = web.AppKey("events", EventHub)

@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from edge_node.config import EdgeConfig
@@ -34,6 +36,27 @@ BACKOFF_FACTOR = 2.0
 JITTER = 0.2
 #: Keep this many recent processing times for the queue's time estimate.
 RECENT_TIMES = 50
+
+class QueueFullError(Exception):
+    """The queue already holds the configured maximum of waiting jobs."""
+
+    def __init__(self, depth: int) -> None:
+        super().__init__(f"{depth} jobs queued")
+        self.depth = depth
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """Outcome of `JobQueue.submit`: the job, whether it is new, and how many jobs waited before it."""
+
+    job: JobRecord
+    created: bool
+    depth: int
+
+
+class JobAbandonedError(Exception):
+    """Raised inside the pipeline thread of a job that already timed out."""
+
 
 JobListener = Callable[[str, JobRecord, dict[str, Any]], None]
 
@@ -67,6 +90,7 @@ class JobQueue:
         self._recent_ms: list[float] = []
         self._stopping = False
         self.busy_workers = 0
+        self.stuck_workers = 0
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -78,11 +102,18 @@ class JobQueue:
             asyncio.create_task(self._work(n), name=f"ocr-worker-{n}") for n in range(self._config.worker.workers)
         ]
 
-    async def stop(self) -> None:
-        """Stop claiming work, let running jobs finish, cancel waiting workers."""
+    async def stop(self, grace_seconds: float) -> None:
+        """Stop claiming work; running jobs get `grace_seconds` to finish, the rest go back to the queue."""
         self._stopping = True
         self._wakeup.set()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            _done, late = await asyncio.wait(self._tasks, timeout=grace_seconds)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        requeued = await self._db.run(job_store.requeue_processing)
+        if requeued:
+            _LOGGER.info("shutdown: %d unfinished jobs put back in the queue", requeued)
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     def add_listener(self, listener: JobListener) -> None:
@@ -90,26 +121,39 @@ class JobQueue:
         self._listeners.append(listener)
 
     # ---- submitting ------------------------------------------------------------------------------------------
-    async def submit(self, job: NewJob, image: bytes) -> tuple[JobRecord, bool]:
-        """Store the image and queue the job; returns (job, created) -- created is False for a repeated key."""
+    async def submit(self, job: NewJob, image: bytes, queue_limit: int | None = None) -> Submitted:
+        """Store the image and queue the job, unless `queue_limit` jobs already wait (then QueueFullError).
+
+        The depth check and the insert happen in one step on the database thread, so a burst of uploads
+        cannot overshoot the limit.
+        """
         if self._stopping:
             raise ServiceUnavailableError("the node is shutting down")
         job_id = job_store.new_job_id()
-        record, created = await self._db.run(self._insert, job, job_id, image)
-        if created:
-            self._images[record.id] = image
-            self._emit("job_queued", record, {"queue_position": await self.queue_depth()})
+        submitted = await self._db.run(self._insert, job, job_id, image, queue_limit)
+        if submitted.created:
+            self._images[submitted.job.id] = image
+            self._emit("job_queued", submitted.job, {"queue_position": submitted.depth + 1})
             self._wakeup.set()
-        return record, created
+        return submitted
 
-    def _insert(self, conn: Any, job: NewJob, job_id: str, image: bytes) -> tuple[JobRecord, bool]:
+    def _insert(
+        self, conn: Any, job: NewJob, job_id: str, image: bytes, queue_limit: int | None
+    ) -> Submitted:
         """The image is on disk before the row that points at it; a repeated idempotency key discards it."""
+        depth = job_store.queue_counts(conn)[JobStatus.QUEUED.value]
+        if queue_limit is not None and depth >= queue_limit:
+            raise QueueFullError(depth)
         if self._vault is not None:
             self._vault.put(conn, job_id, image)
         record, created = job_store.insert_job(conn, job, job_id)
         if not created and self._vault is not None:
             self._vault.delete(conn, job_id)
-        return record, created
+        return Submitted(record, created, depth)
+
+    def notify(self) -> None:
+        """Wake idle workers: a job became runnable outside `submit` (a retry)."""
+        self._wakeup.set()
 
     async def wait(self, job_id: str, seconds: float) -> JobRecord:
         """Wait for a job to end; raises TIMEOUT when it does not within `seconds`."""
@@ -165,22 +209,38 @@ class JobQueue:
     async def _process(self, job: JobRecord) -> None:
         self._emit("job_started", job, {"progress": 0})
         loop = asyncio.get_running_loop()
+        abandoned = threading.Event()
+
+        def progress(step: str, fraction: float) -> None:
+            if abandoned.is_set():  # timed out: stop at the next stage instead of finishing for nobody
+                raise JobAbandonedError(job.id)
+            loop.call_soon_threadsafe(
+                self._emit, "job_progress", job, {"progress": round(fraction * 100), "current_step": step}
+            )
+
         try:
             image = await self._load_image(job)
             options = OcrOptions.model_validate(job.options)
-
-            def progress(step: str, fraction: float) -> None:
-                loop.call_soon_threadsafe(
-                    self._emit, "job_progress", job, {"progress": round(fraction * 100), "current_step": step}
-                )
-
-            result: OcrResult = await asyncio.wait_for(
-                loop.run_in_executor(self._executor, run_image, image, options, self._engines, self._limits, progress),
-                self._config.worker.processing_timeout_seconds,
-            )
+        except EdgeError as err:
+            await self._fail(job, err)
+            return
+        timeout = self._config.worker.processing_timeout_seconds
+        running = loop.run_in_executor(
+            self._executor, run_image, image, options, self._engines, self._limits, progress
+        )
+        try:
+            result: OcrResult = await asyncio.wait_for(asyncio.shield(running), timeout)
         except TimeoutError:
-            await self._fail(job, ProcessingTimeoutError(
-                f"processing took longer than {self._config.worker.processing_timeout_seconds:g} s"))
+            abandoned.set()
+            await self._fail(job, ProcessingTimeoutError(f"processing took longer than {timeout:g} s"))
+            # Hold this worker slot until the thread comes back, so a hung engine never grows the thread count.
+            self.stuck_workers += 1
+            try:
+                await asyncio.wait([running])
+                if not running.cancelled():
+                    running.exception()  # retrieved on purpose: the job already failed with TIMEOUT
+            finally:
+                self.stuck_workers -= 1
             return
         except EdgeError as err:
             await self._fail(job, err)
@@ -195,7 +255,10 @@ class JobQueue:
             (result.model_used, "processing_time_ms", result.processing_time_ms),
             (result.model_used, "confidence", result.confidence),
         ]
-        done = await self._db.run(job_store.complete_job, job.id, payload, metrics)
+        cache = self._config.cache
+        done = await self._db.run(
+            job_store.complete_job, job.id, payload, metrics, cache.ttl_seconds if cache.enabled else None
+        )
         if done is not None:
             self._finish(done, "job_completed", {"result": payload})
 
@@ -226,7 +289,8 @@ class JobQueue:
             retry_at=retry_at,
             exhausted=error.retriable and retry_at is None,
         )
-        updated = await self._db.run(job_store.fail_job, job.id, failure)
+        negative_ttl = self._config.cache.negative_ttl_seconds if self._config.cache.enabled else None
+        updated = await self._db.run(job_store.fail_job, job.id, failure, negative_ttl)
         if updated is None:
             return
         if retry_at is not None:

@@ -205,10 +205,22 @@ def evaluate_barcodes(data_dir: Path, calls: Calls, limit: int | None) -> SetRes
             anchor("reflective"),
         ),
     ]
+    formats = _with_rates(per_format)
     breakdown = {
-        "per_format": _with_rates(per_format),
+        "per_format": formats,
         "per_set": _with_rates(per_set),
         "per_condition": conditions,
         "zxing_java": zxing,
     }
-    return SetResult("barcodes", n, len(images), "image", metrics, calls, breakdown, items)
+    notes = [
+        "per format (decoded/images, misreads): "
+        + ", ".join(f"{name} {row['decoded']}/{row['images']} ({row['misread']})" for name, row in formats.items()),
+        "per set (decoded/images, zxing Java scaled): "
+        + ", ".join(
+            f"{name} {row['decoded']}/{row['images']} ({row['zxing_scaled']:.1f})"
+            for name, row in zxing["sets"].items()
+        ),
+        f"decoded {zxing['decoded']} of {zxing['images']} images; zxing Java's pass rates scaled to the same sets: "
+        f"{zxing['zxing_scaled']:.1f}",
+    ]
+    return SetResult("barcodes", n, len(images), "image", metrics, calls, breakdown, items, notes)

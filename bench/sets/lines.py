@@ -77,7 +77,16 @@ def evaluate_scene_text(data_dir: Path, calls: Calls, limit: int | None) -> SetR
         ),
     ]
     items = [{"name": crop.name, "gt": crop.text, "pred": pred} for crop, pred in zip(chosen, predictions, strict=True)]
-    return SetResult("scene_text", len(chosen), len(crops), "line", metrics, calls, {"per_source": per_source}, items)
+    notes = [
+        "per source (case-blind alphanumeric / case-sensitive): "
+        + ", ".join(
+            f"{source} {row['accuracy_case_blind_alnum']:.2f}% / {row['accuracy_case_sensitive']:.2f}% "
+            f"of {row['images']}"
+            for source, row in per_source.items()
+        )
+    ]
+    breakdown = {"per_source": per_source}
+    return SetResult("scene_text", len(chosen), len(crops), "line", metrics, calls, breakdown, items, notes)
 
 
 def evaluate_bengali_lines(data_dir: Path, calls: Calls, limit: int | None) -> SetResult:

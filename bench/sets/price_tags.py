@@ -5,9 +5,9 @@ All images go through ``run_image`` with type=product.
 * **Crops**: the predicted price is ``bench.normalize.prominent_price``: ``structured.price`` when the node
   returned one, else the number with the most digits on the tallest line box that holds a number (after NFKC and
   dropping ``¥``, ``円``, commas and spaces). Exact string match against the crop's ``.txt``.
-* **Shelves**: the predicted prices are ``bench.normalize.shelf_prices``: every returned line that is a bare price
-  (1-5 digits once ``¥``, ``円``, commas and spaces are dropped). Matched as a multiset against ``prices.json``,
-  counts summed over the shelves.
+* **Shelves**: the predicted prices are ``bench.normalize.shelf_prices``: every whitespace-separated token of the
+  returned lines that is a bare price (1-5 digits once ``¥``, ``円`` and commas are dropped; a detector often
+  merges a row of tags into one line). Matched as a multiset against ``prices.json``, counts summed over shelves.
 """
 
 from __future__ import annotations
@@ -79,4 +79,11 @@ def evaluate_price_tags(data_dir: Path, calls: Calls, limit: int | None) -> SetR
         "shelves_evaluated": len(chosen_shelves),
     }
     n_items = len(chosen_crops) + len(chosen_shelves)
-    return SetResult("price_tags", n_items, len(crops) + len(shelves), "crop", metrics, calls, breakdown, items)
+    notes = [
+        f"{len(chosen_crops)} crops and {len(chosen_shelves)} shelves; crop price taken from: "
+        + ", ".join(f"{source} {count}" for source, count in sorted(sources.items())),
+        f"shelves: {shelves_total.matched} of {shelves_total.expected} tag prices found, "
+        f"{shelves_total.predicted} predicted",
+    ]
+    total = len(crops) + len(shelves)
+    return SetResult("price_tags", n_items, total, "crop", metrics, calls, breakdown, items, notes)

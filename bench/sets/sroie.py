@@ -79,7 +79,8 @@ def evaluate_sroie_lines(data_dir: Path, calls: Calls, limit: int | None) -> Set
         "words_exact_case": sum_prf(exact).as_dict(),
         "lines": len(pairs),
     }
-    return SetResult("sroie-lines", len(chosen), len(receipts), "line", metrics, calls, breakdown, items)
+    notes = [f"{len(pairs)} line crops from {len(chosen)} receipts"]
+    return SetResult("sroie-lines", len(chosen), len(receipts), "line", metrics, calls, breakdown, items, notes)
 
 
 def _result_text(result: OcrResult | None) -> str:

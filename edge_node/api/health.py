@@ -27,7 +27,9 @@ async def health(request: web.Request) -> web.Response:
         return web.json_response({"success": False, "data": body, "error": {"code": err.code.value,
                                                                              "message": err.message}}, status=503)
     pending = counts[JobStatus.QUEUED.value]
-    status = "degraded" if pending > DEGRADED_QUEUE_PER_WORKER * config.worker.workers else "healthy"
+    queue = app[keys.QUEUE]
+    overloaded = pending > DEGRADED_QUEUE_PER_WORKER * config.worker.workers
+    status = "degraded" if overloaded or queue.stuck_workers else "healthy"
     return ok(
         {
             "status": status,
@@ -42,6 +44,8 @@ async def health(request: web.Request) -> web.Response:
                 "failed_jobs": counts[JobStatus.FAILED.value] + counts[JobStatus.DEAD.value],
                 "completed_jobs": counts[JobStatus.COMPLETED.value],
                 "workers": config.worker.workers,
+                "busy_workers": queue.busy_workers,
+                "stuck_workers": queue.stuck_workers,
             },
             "sync": {"enabled": False, "connected": False, "backlog": None, "last_ack_at": None},
         }

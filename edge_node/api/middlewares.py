@@ -25,6 +25,8 @@ PRINCIPAL = web.RequestKey("principal", Principal)
 #: Paths served without a token: probes, the API description, and the static scan page.
 PUBLIC_PATHS = frozenset({"/api/v1/health", "/api/v1/openapi.json", "/health"})
 PUBLIC_PREFIXES = ("/static/",)
+#: The one path where a missing token is allowed on the upgrade (it then comes as the first message).
+WEBSOCKET_PATH = "/api/v1/ocr/ws"
 
 
 def principal_of(request: web.Request) -> Principal:
@@ -69,8 +71,11 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        token = request.query.get("token", "") if request.headers.get("Upgrade", "").lower() == "websocket" else ""
+        websocket = request.headers.get("Upgrade", "").lower() == "websocket"
+        token = request.query.get("token", "") if websocket else ""
         if not token:
+            if websocket and path == WEBSOCKET_PATH:  # the handler takes the token as its first message
+                return await handler(request)
             raise UnauthorizedError("missing bearer token: send 'Authorization: Bearer <token>'")
     request[PRINCIPAL] = request.app[keys.VERIFIER].verify(token.strip())
     return await handler(request)

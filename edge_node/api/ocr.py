@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -14,10 +16,18 @@ from edge_node.api.middlewares import principal_of
 from edge_node.api.uploads import Upload, parse_options, read_upload
 from edge_node.api.views import result_view
 from edge_node.auth import Principal
-from edge_node.errors import EdgeError, InvalidImageError, ValidationFailedError, error_from_code
+from edge_node.errors import (
+    EdgeError,
+    InvalidImageError,
+    QuotaExceededError,
+    ValidationFailedError,
+    error_from_code,
+)
 from edge_node.pipeline.preprocess import inspect_image
+from edge_node.store import cache as result_cache
 from edge_node.store import jobs as job_store
 from edge_node.store.jobs import JobFailure, JobRecord, NewJob
+from edge_node.worker import QueueFullError
 from shared_models.jobs import JobStatus
 from shared_models.ocr import OcrOptions
 
@@ -30,15 +40,25 @@ def _error_of(job: JobRecord) -> EdgeError:
     return error_from_code(job.error_code, job.error_message, {"job_id": job.id})
 
 
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """An accepted upload: its job (already final when answered from the cache) and whether the node is busy."""
+
+    job: JobRecord
+    overloaded: bool
+
+
 class OcrHandlers:
     """Handlers sharing the parsing and queueing steps."""
 
     async def _accept(
         self, request: web.Request, principal: Principal, data: bytes, options: OcrOptions, idempotency: str | None
-    ) -> JobRecord:
-        """Check the image header, then queue the job; a refused image is still recorded as a failed job."""
+    ) -> Accepted:
+        """Answer from the cache, or check the header and queue the job. Refusals are recorded as failed jobs."""
         app = request.app
         config = app[keys.CONFIG]
+        db = app[keys.DATABASE]
+        queue = app[keys.QUEUE]
         new_job = NewJob(
             shop_id=principal.shop_id,
             user_id=principal.user_id,
@@ -49,14 +69,33 @@ class OcrHandlers:
             idempotency_key=idempotency,
             max_attempts=config.worker.max_retries + 1,
         )
+        negative_ttl = config.cache.negative_ttl_seconds if config.cache.enabled else None
+        if config.cache.enabled and idempotency is None and new_job.image_hash is not None:
+            hit = await db.run(result_cache.lookup, result_cache.cache_key(new_job.image_hash, new_job.options))
+            if hit is not None and hit.result is not None:
+                return Accepted(await db.run(job_store.insert_cached, new_job, hit.result), overloaded=False)
+            if hit is not None:
+                invalid = InvalidImageError(hit.error_message or "the image cannot be read")
+                await db.run(job_store.insert_rejected, new_job, JobFailure(invalid.code.value, invalid.message))
+                raise invalid
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(None, lambda: inspect_image(data, max_pixels=config.limits.max_image_pixels))
         except InvalidImageError as err:
-            await app[keys.DATABASE].run(job_store.insert_rejected, new_job, JobFailure(err.code.value, err.message))
+            await db.run(job_store.insert_rejected, new_job, JobFailure(err.code.value, err.message), negative_ttl)
             raise
-        job, _created = await app[keys.QUEUE].submit(new_job, data)
-        return job
+        try:
+            submitted = await queue.submit(new_job, data, queue_limit=config.worker.hard_queue_limit)
+        except QueueFullError as full:
+            retry_after = max(1, math.ceil(queue.estimate_seconds(full.depth)))
+            quota = QuotaExceededError(
+                f"the node is overloaded ({full.depth} jobs queued); try again in {retry_after} s",
+                retry_after=retry_after,
+                details={"queued_jobs": full.depth},
+            )
+            await db.run(job_store.insert_rejected, new_job, JobFailure(quota.code.value, quota.message))
+            raise quota from full
+        return Accepted(submitted.job, overloaded=submitted.depth >= config.worker.soft_queue_limit)
 
     async def _reject(
         self, request: web.Request, principal: Principal, error: EdgeError, fields: dict[str, str]
@@ -91,8 +130,13 @@ class OcrHandlers:
         """POST /api/v1/ocr/process: OCR one image and answer with the result."""
         principal = principal_of(request)
         upload, options = await self._read(request, principal, max_files=1)
-        job = await self._accept(request, principal, upload.files[0][1], options, _idempotency_key(request))
-        done = await request.app[keys.QUEUE].wait(job.id, self._wait_seconds(request))
+        accepted = await self._accept(request, principal, upload.files[0][1], options, _idempotency_key(request))
+        if accepted.overloaded and not accepted.job.status.is_final:
+            # The seed's high-load rule: answer with the job and an estimate instead of holding the caller.
+            return await self._queued_response(request, accepted.job)
+        done = accepted.job
+        if not done.status.is_final:
+            done = await request.app[keys.QUEUE].wait(done.id, self._wait_seconds(request))
         if done.status is not JobStatus.COMPLETED:
             raise _error_of(done)
         return ok(result_view(done))
@@ -101,16 +145,20 @@ class OcrHandlers:
         """POST /api/v1/ocr/process/async: queue one image, answer 202 with the job id at once."""
         principal = principal_of(request)
         upload, options = await self._read(request, principal, max_files=1)
-        job = await self._accept(request, principal, upload.files[0][1], options, _idempotency_key(request))
+        accepted = await self._accept(request, principal, upload.files[0][1], options, _idempotency_key(request))
+        return await self._queued_response(request, accepted.job)
+
+    @staticmethod
+    async def _queued_response(request: web.Request, job: JobRecord) -> web.Response:
         queue = request.app[keys.QUEUE]
         position = await queue.queue_depth()
         return ok(
             {
                 "job_id": job.id,
                 "status": job.status.value,
-                "estimated_time_seconds": queue.estimate_seconds(position),
+                "estimated_time_seconds": 0.0 if job.status.is_final else queue.estimate_seconds(position),
                 "progress_percentage": 100 if job.status.is_final else 0,
-                "queue_position": position,
+                "queue_position": 0 if job.status.is_final else position,
             },
             status=202,
         )
@@ -124,8 +172,9 @@ class OcrHandlers:
 
         async def one(index: int, data: bytes) -> dict[str, Any]:
             try:
-                job = await self._accept(request, principal, data, options, None)
-                done = await queue.wait(job.id, self._wait_seconds(request))
+                done = (await self._accept(request, principal, data, options, None)).job
+                if not done.status.is_final:
+                    done = await queue.wait(done.id, self._wait_seconds(request))
                 if done.status is not JobStatus.COMPLETED:
                     raise _error_of(done)
             except EdgeError as err:

@@ -32,6 +32,7 @@ _ERRORS = {
     "413": _json("Upload larger than MAX_IMAGE_SIZE_MB (PAYLOAD_TOO_LARGE)", {}),
     "415": _json("Not an image format the node reads (INVALID_IMAGE)", {}),
     "422": _json("Blank or unreadable image (LOW_QUALITY)", {}),
+    "429": _json("Queue full (QUOTA_EXCEEDED), with Retry-After", {}),
     "500": _json("Engine failure (MODEL_ERROR)", {}),
     "503": _json("Storage failing or shutting down (SERVICE_UNAVAILABLE)", {}),
     "504": _json("Processing took too long (TIMEOUT)", {}),
@@ -151,6 +152,39 @@ def build_document() -> dict[str, Any]:
                     "security": secured,
                     "requestBody": _multipart("images", many=True),
                     "responses": {"200": _json("Per-image outcomes", {"type": "object"}), **_ERRORS},
+                }
+            },
+            "/api/v1/ocr/jobs": {
+                "get": {
+                    "summary": "Recent jobs of the caller's shop",
+                    "security": secured,
+                    "parameters": [
+                        {"name": "status", "in": "query", "schema": {"type": "string", "enum": [
+                            "queued", "processing", "completed", "failed", "dead"]}},
+                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
+                    ],
+                    "responses": {"200": _json("Jobs", {"type": "object"}), "400": _ERRORS["400"],
+                                  "401": _ERRORS["401"], "403": _ERRORS["403"]},
+                }
+            },
+            "/api/v1/ocr/jobs/{job_id}/retry": {
+                "post": {
+                    "summary": "Put a dead job back in the queue (admin)",
+                    "security": secured,
+                    "parameters": [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "responses": {"202": _json("Queued again", {"$ref": _REF + "Job"}),
+                                  "404": _json("No such job", {}), "409": _json("The job is not dead", {}),
+                                  "401": _ERRORS["401"], "403": _ERRORS["403"]},
+                }
+            },
+            "/api/v1/ocr/ws": {
+                "get": {
+                    "summary": "WebSocket of job events (job_queued, job_started, job_progress, job_completed, "
+                    "job_failed); token as ?token= or first message {\"token\": ...}",
+                    "security": [],
+                    "parameters": [{"name": "token", "in": "query", "schema": {"type": "string"}},
+                                   {"name": "job_id", "in": "query", "schema": {"type": "string"}}],
+                    "responses": {"101": {"description": "Switching to the WebSocket protocol"}},
                 }
             },
             "/api/v1/ocr/jobs/{job_id}": {

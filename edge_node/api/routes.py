@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from edge_node import keys
 from edge_node.api import health, jobs, metrics, openapi
 from edge_node.api.ocr import OcrHandlers
 
@@ -16,7 +17,10 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post(f"{API_PREFIX}/ocr/process", ocr.process)
     app.router.add_post(f"{API_PREFIX}/ocr/process/async", ocr.process_async)
     app.router.add_post(f"{API_PREFIX}/ocr/batch", ocr.batch)
+    app.router.add_get(f"{API_PREFIX}/ocr/jobs", jobs.list_jobs)
     app.router.add_get(f"{API_PREFIX}/ocr/jobs/{{job_id}}", jobs.get_job)
+    app.router.add_post(f"{API_PREFIX}/ocr/jobs/{{job_id}}/retry", jobs.retry_job)
+    app.router.add_get(f"{API_PREFIX}/ocr/ws", app[keys.EVENTS].handle)
     app.router.add_get(f"{API_PREFIX}/health", health.health)
     app.router.add_get(f"{API_PREFIX}/metrics", metrics.metrics)
     app.router.add_get(f"{API_PREFIX}/metrics/prometheus", metrics.metrics_prometheus)

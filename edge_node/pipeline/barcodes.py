@@ -4,12 +4,14 @@ At a shop till a misread is worse than no read, so every value is voted on befor
 
 * First pass: zxing-cpp and zbar on the grayscale photo (downscaled when huge). zxing-cpp's reads stand alone (it
   already demands agreeing scan lines and a valid check digit); a zbar read stands alone only for codes whose own
-  error detection is strong (2-D codes, Code 128), otherwise it needs zxing-cpp or a second read to agree.
-* Retries, only when the first pass accepted nothing: the full-resolution photo (if it was downscaled), a x2
-  upscale, CLAHE contrast, and both. A linear code found only there needs at least two agreeing reads.
+  error detection is strong (2-D codes, Code 128). zbar QR payloads that are not ASCII are ignored: zbar guesses
+  their character set and gets Shift_JIS and Latin-1 wrong.
+* Retries, only when the photo itself gave nothing (or only a book's price code): the full resolution (if the
+  first pass was downscaled), an upscale to about 1 MP, CLAHE contrast, and both. A linear code seen only there
+  needs votes from several reads: zxing-cpp twice, or zxing-cpp and zbar, or zbar three times.
 * Different values read over the same spot conflict: the value with more votes wins, a tie drops both.
 * EAN/UPC values must pass their check digit and are given as zxing presents them: UPC-A as 12 digits, UPC-E as 8,
-  EAN-13 as 13, EAN-8 as 8. Other payloads are kept byte for byte (zxing-cpp ``TextMode.Plain``: GS stays GS).
+  EAN-13 as 13, EAN-8 as 8. Other payloads are kept as decoded (zxing-cpp ``TextMode.Plain``: GS stays GS).
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ from shared_models.ocr import Barcode, BoundingBox
 DECODER_ZXING = "zxing-cpp"
 DECODER_ZBAR = "zbar"
 
-# First pass on at most this many pixels per side: about 1.5 px per module for an EAN-13 spanning a third of a
-# 12 MP photo, and zxing-cpp stays near 20 ms; the full resolution is tried when nothing was found.
-FIRST_PASS_MAX_SIDE = 1600
+# First pass on at most this many pixels (about 1320 x 990): still over 3 px per module for an EAN-13 a quarter as
+# wide as a 12 MP photo, and both decoders together stay near 50 ms even on a busy shelf photo (their cost grows
+# with area and texture). The full resolution is tried when nothing was found.
+FIRST_PASS_MAX_PIXELS = 1_300_000
 # Retries upscale small photos x2 (codes under ~2 px per module are where both decoders give up)...
 UPSCALE_FACTOR = 2.0
 # ...but to no more than this many pixels (time grows with area: a 640x480 photo gets x1.8), and not at all when
@@ -53,7 +56,7 @@ RETRY_CONFIDENCE_CAP = 0.85
 OVERLAP_GROW = 0.05
 OVERLAP_MARGIN_PX = 4.0
 
-# zxing-cpp format name -> the zxing (Java) name the API uses; formats not listed here are not searched for.
+# zxing-cpp format name -> the zxing (Java) name the API uses; results in other formats are ignored.
 _ZXING_NAMES = {
     "Aztec": "AZTEC", "AztecCode": "AZTEC", "Codabar": "CODABAR", "Code39": "CODE_39", "Code39Std": "CODE_39",
     "Code39Ext": "CODE_39", "Code93": "CODE_93", "Code128": "CODE_128", "DataBar": "DATABAR",
@@ -64,12 +67,10 @@ _ZXING_NAMES = {
     "PDF417": "PDF_417", "CompactPDF417": "PDF_417", "MicroPDF417": "MICRO_PDF_417", "QRCode": "QR_CODE",
     "QRCodeModel1": "QR_CODE", "QRCodeModel2": "QR_CODE", "MicroQRCode": "MICRO_QR_CODE", "RMQRCode": "RMQR_CODE",
 }
-_ZXING_FORMATS = [
-    getattr(zxingcpp.BarcodeFormat, name)
-    for name in ("Aztec", "Codabar", "Code39", "Code93", "Code128", "DataBar", "DataBarExpanded", "DataBarLimited",
-                 "DataMatrix", "EAN8", "EAN13", "UPCA", "UPCE", "ITF", "MaxiCode", "PDF417", "QRCode",
-                 "MicroQRCode", "RMQRCode")
-]
+_ZXING_FORMATS = zxingcpp.barcode_formats_from_str(
+    "Aztec,Codabar,Code39,Code93,Code128,DataBar,DataBarExpanded,DataBarLimited,DataMatrix,EAN8,EAN13,UPCA,UPCE,"
+    "ITF,MaxiCode,PDF417,QRCode,MicroQRCode,RMQRCode"
+)
 # zbar symbologies to enable. DataBar is left to zxing-cpp (zbar's decoder prints assertion noise on stderr), and
 # so is PDF417 (zbar's is incomplete). Enabling UPC-A/UPC-E makes zbar report them as such, not as EAN-13.
 _ZBAR_NAMES = {
@@ -140,7 +141,7 @@ class _Candidate:
         return {r.decoder for r in self.reads}
 
     def stands_alone(self) -> bool:
-        """True when this value may be returned without a conflict check failing it."""
+        """True when this value needs no further read to back it (rival values are checked separately)."""
         if self.kind in _MATRIX_KINDS:
             return True
         if any(r.primary and (r.decoder == DECODER_ZXING or self.kind in _STRONG_LINEAR_KINDS) for r in self.reads):
@@ -159,13 +160,10 @@ def read_barcodes(image: np.ndarray) -> list[Barcode]:
     for attempt in _attempts(gray):
         for read in _decode(attempt):
             candidates.setdefault((read.kind, read.value), _Candidate(read.kind, read.value)).reads.append(read)
-        if attempt.index == 0:
-            accepted = _accept(list(candidates.values()))
-            if accepted and not all(_is_book_companion(cand) for cand, _ in accepted):
-                break  # a lone book companion code means the ISBN next to it is worth the retries
-    else:
         accepted = _accept(list(candidates.values()))
-    return [_to_model(cand, conflicted) for cand, conflicted in accepted]
+        if attempt.primary and accepted and not all(_is_book_companion(cand) for cand, _ in accepted):
+            break  # found in the photo itself; a lone book companion code makes the ISBN worth the retries
+    return [_to_model(cand, conflicted, gray.shape) for cand, conflicted in accepted]
 
 
 def _to_gray(image: np.ndarray) -> np.ndarray:
@@ -189,13 +187,14 @@ def _resize(gray: np.ndarray, factor: float) -> np.ndarray:
 
 def _attempts(gray: np.ndarray) -> Iterator[_Attempt]:
     """The first pass, then the retries, built lazily so that a first-pass hit costs nothing more."""
-    scale = min(1.0, FIRST_PASS_MAX_SIDE / max(gray.shape))
+    scale = min(1.0, math.sqrt(FIRST_PASS_MAX_PIXELS / gray.size))
     base = _resize(gray, scale) if scale < 1.0 else gray
     yield _Attempt(0, base, scale, primary=True)
     index = 1
     if scale < 1.0:
-        # zxing-cpp alone: zbar on a huge photo costs much and adds little.
-        yield _Attempt(index, gray, 1.0, primary=True, use_zbar=False)
+        # zxing-cpp alone, upright scans only (the first pass tried inverted and downscaled ones): at 8 MP this is
+        # still ~150 ms, zbar would add as much again.
+        yield _Attempt(index, gray, 1.0, primary=True, zxing_downscale=False, zxing_invert=False, use_zbar=False)
         index += 1
     up = min(UPSCALE_FACTOR, math.sqrt(UPSCALE_MAX_PIXELS / base.size))
     upscaled = _resize(base, up) if up >= MIN_UPSCALE else None
@@ -203,10 +202,12 @@ def _attempts(gray: np.ndarray) -> Iterator[_Attempt]:
     # Retries skip zxing-cpp's inverted and downscaled scans (the first pass did them), and zbar skips the plain
     # upscale: measured, it added one image for about a quarter of the retry time.
     if upscaled is not None:
-        yield _Attempt(index, upscaled, scale * up, False, zxing_downscale=False, zxing_invert=False, use_zbar=False)
-    yield _Attempt(index + 1, clahe.apply(base), scale, False, zxing_invert=False)
+        yield _Attempt(index, upscaled, scale * up, primary=False, zxing_downscale=False, zxing_invert=False,
+                       use_zbar=False)
+    yield _Attempt(index + 1, clahe.apply(base), scale, primary=False, zxing_invert=False)
     if upscaled is not None:
-        yield _Attempt(index + 2, clahe.apply(upscaled), scale * up, False, zxing_downscale=False, zxing_invert=False)
+        yield _Attempt(index + 2, clahe.apply(upscaled), scale * up, primary=False, zxing_downscale=False,
+                       zxing_invert=False)
 
 
 def _decode(attempt: _Attempt) -> list[_Read]:
@@ -336,14 +337,16 @@ def _confidence(cand: _Candidate, conflicted: bool) -> float:
     return round(score * (0.8 if conflicted else 1.0), 3)
 
 
-def _to_model(cand: _Candidate, conflicted: bool) -> Barcode:
-    """The API model: the box is the union of the reads from the first attempt that found the code."""
+def _to_model(cand: _Candidate, conflicted: bool, shape: tuple[int, ...]) -> Barcode:
+    """The API model; the box is the union of the reads from the first attempt that found the code, in the image."""
     first = min(r.attempt for r in cand.reads)
     boxes = [r.box for r in cand.reads if r.attempt == first]
-    x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
-    x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
-    x, y = max(0, int(x0)), max(0, int(y0))
-    box = BoundingBox(x=x, y=y, width=max(1, round(x1) - x), height=max(1, round(y1) - y))
+    height, width = shape[0], shape[1]
+    x = min(width - 1, max(0, int(min(b[0] for b in boxes))))
+    y = min(height - 1, max(0, int(min(b[1] for b in boxes))))
+    x1 = min(width, round(max(b[2] for b in boxes)))
+    y1 = min(height, round(max(b[3] for b in boxes)))
+    box = BoundingBox(x=x, y=y, width=max(1, x1 - x), height=max(1, y1 - y))
     best = sorted(cand.reads, key=lambda r: (r.attempt, r.decoder != DECODER_ZXING))[0]
     gs1 = next((r.gs1 for r in cand.reads if r.gs1), None)
     return Barcode(type=cand.kind, value=cand.value, confidence=_confidence(cand, conflicted),

@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from edge_node.store import cache as result_cache
 from edge_node.store.db import transaction, utc_now
 from shared_models.jobs import JobStatus
 
@@ -125,7 +126,9 @@ def insert_job(conn: sqlite3.Connection, job: NewJob, job_id: str) -> tuple[JobR
     return _get(conn, job_id), True
 
 
-def insert_rejected(conn: sqlite3.Connection, job: NewJob, failure: JobFailure) -> JobRecord:
+def insert_rejected(
+    conn: sqlite3.Connection, job: NewJob, failure: JobFailure, negative_cache_ttl: float | None = None
+) -> JobRecord:
     """Record a request refused before it was queued (bad image, bad options) as a failed job."""
     job_id = new_job_id()
     now = utc_now()
@@ -141,9 +144,12 @@ def insert_rejected(conn: sqlite3.Connection, job: NewJob, failure: JobFailure) 
             ),
         )
         _log_error(conn, job_id, failure, attempt=0)
-        _outbox(conn, "errors", {"job_id": job_id, "shop_id": job.shop_id, "status": JobStatus.FAILED.value,
-                                 "error": {"code": failure.code, "message": failure.message}, "timestamp": now})
-    return _get(conn, job_id)
+        record = _get(conn, job_id)
+        _outbox(conn, "errors", _event(record))
+        if negative_cache_ttl is not None and failure.code == "INVALID_IMAGE" and job.image_hash is not None:
+            key = result_cache.cache_key(job.image_hash, job.options)
+            result_cache.store_negative(conn, key, failure.message, negative_cache_ttl)
+    return record
 
 
 def claim_next(conn: sqlite3.Connection, lease_seconds: float) -> JobRecord | None:
@@ -161,9 +167,13 @@ def claim_next(conn: sqlite3.Connection, lease_seconds: float) -> JobRecord | No
 
 
 def complete_job(
-    conn: sqlite3.Connection, job_id: str, result: dict[str, Any], metrics: list[tuple[str, str, float]]
+    conn: sqlite3.Connection,
+    job_id: str,
+    result: dict[str, Any],
+    metrics: list[tuple[str, str, float]],
+    cache_ttl: float | None = None,
 ) -> JobRecord | None:
-    """Store the result, final status, metrics and the outbox row in one transaction.
+    """Store the result, final status, metrics, the outbox row (and the cache entry) in one transaction.
 
     Returns None when the job is no longer ours (its lease expired and another attempt finished it).
     """
@@ -190,11 +200,41 @@ def complete_job(
             [(model, name, value, job_id, now) for model, name, value in metrics],
         )
         _outbox(conn, "results", _event(job))
+        if cache_ttl is not None and job.image_hash is not None:
+            result_cache.store(conn, result_cache.cache_key(job.image_hash, job.options), result, cache_ttl)
     return job
 
 
-def fail_job(conn: sqlite3.Connection, job_id: str, failure: JobFailure) -> JobRecord | None:
-    """Log the failure; re-queue for `retry_at`, or end the job (`failed`, or `dead` after retries)."""
+def insert_cached(conn: sqlite3.Connection, job: NewJob, result: dict[str, Any]) -> JobRecord:
+    """A request answered from the cache is still a job row (marked cached) and still synced."""
+    job_id = new_job_id()
+    now = utc_now()
+    with transaction(conn):
+        conn.execute(
+            "INSERT INTO ocr_processing_jobs (id, shop_id, user_id, document_type, options, status, image_hash,"
+            " image_size_bytes, idempotency_key, result, extracted_text, structured_data, barcodes,"
+            " confidence_score, processing_time_ms, model_used, cached, created_at, updated_at, completed_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
+            (
+                job_id, job.shop_id, job.user_id, job.document_type, json.dumps(job.options),
+                JobStatus.COMPLETED.value, job.image_hash, job.image_size_bytes, job.idempotency_key,
+                json.dumps(result), result.get("text"), json.dumps(result.get("structured")),
+                json.dumps(result.get("barcodes")), result.get("confidence"), 0.0, result.get("model_used"),
+                now, now, now,
+            ),
+        )
+        record = _get(conn, job_id)
+        _outbox(conn, "results", _event(record))
+    return record
+
+
+def fail_job(
+    conn: sqlite3.Connection, job_id: str, failure: JobFailure, negative_cache_ttl: float | None = None
+) -> JobRecord | None:
+    """Log the failure; re-queue for `retry_at`, or end the job (`failed`, or `dead` after retries).
+
+    An INVALID_IMAGE ending is also remembered in the cache for `negative_cache_ttl` seconds.
+    """
     now = utc_now()
     with transaction(conn):
         row = conn.execute(
@@ -218,6 +258,9 @@ def fail_job(conn: sqlite3.Connection, job_id: str, failure: JobFailure) -> JobR
         )
         job = _get(conn, job_id)
         _outbox(conn, "errors", _event(job))
+        if negative_cache_ttl is not None and failure.code == "INVALID_IMAGE" and job.image_hash is not None:
+            key = result_cache.cache_key(job.image_hash, job.options)
+            result_cache.store_negative(conn, key, failure.message, negative_cache_ttl)
     return job
 
 
@@ -250,6 +293,33 @@ def get_job_any(conn: sqlite3.Connection, job_id: str) -> JobRecord | None:
     """A job by id, whatever its shop (internal use only)."""
     row = conn.execute("SELECT * FROM ocr_processing_jobs WHERE id = ?", (job_id,)).fetchone()
     return JobRecord.from_row(row) if row is not None else None
+
+
+def list_jobs(conn: sqlite3.Connection, shop_id: str, status: str | None, limit: int) -> list[JobRecord]:
+    """The shop's most recent jobs, optionally of one status."""
+    if status is None:
+        rows = conn.execute(
+            "SELECT * FROM ocr_processing_jobs WHERE shop_id = ? ORDER BY created_at DESC LIMIT ?", (shop_id, limit)
+        )
+    else:
+        rows = conn.execute(
+            "SELECT * FROM ocr_processing_jobs WHERE shop_id = ? AND status = ? ORDER BY created_at DESC LIMIT ?",
+            (shop_id, status, limit),
+        )
+    return [JobRecord.from_row(row) for row in rows]
+
+
+def retry_dead(conn: sqlite3.Connection, job_id: str, shop_id: str, max_attempts: int) -> JobRecord | None:
+    """Put a dead job back in the queue with a fresh retry budget; None if it is not dead."""
+    now = utc_now()
+    with transaction(conn):
+        updated = conn.execute(
+            "UPDATE ocr_processing_jobs SET status = ?, attempts = 0, max_attempts = ?, available_at = 0,"
+            " error_code = NULL, error_message = NULL, completed_at = NULL, updated_at = ?"
+            " WHERE id = ? AND shop_id = ? AND status = ?",
+            (JobStatus.QUEUED.value, max_attempts, now, job_id, shop_id, JobStatus.DEAD.value),
+        ).rowcount
+        return _get(conn, job_id) if updated else None
 
 
 def queue_counts(conn: sqlite3.Connection) -> dict[str, int]:

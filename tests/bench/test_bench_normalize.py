@@ -111,6 +111,7 @@ def test_prominent_price_longest_number_in_the_line() -> None:
     assert prominent_price([("2 98円", 20.0)], None) == "298"  # spaces dropped: a split price joins up
 
 
-def test_shelf_prices_only_bare_price_lines() -> None:
-    texts = ["199", "¥ 1,080", "税込214円", "国産", "12 3", "123456", "99円", ""]
-    assert shelf_prices(texts) == ["199", "1080", "123", "99"]
+def test_shelf_prices_bare_price_tokens() -> None:
+    texts = ["199", "¥1,080", "税込214円", "国産", "189 99", "123456", "99円", "", "30 明治パン 35 ょうひん 079"]
+    assert shelf_prices(texts) == ["199", "1080", "189", "99", "99", "30", "35", "79"]
+    assert shelf_prices(["¥ 120"]) == ["120"]  # a lone yen sign token drops to nothing

@@ -43,7 +43,7 @@ def _result(name: str = "sroie", value: float = 91.5) -> SetResult:
         Metric("cer", "CER (NFC, | = ।)", 2.0, "%", Goal("<=", 3.0)),
         Metric("bad", "no goal", math.inf, ""),
     ]
-    return SetResult(name, 3, 40, "image", metrics, calls, {"x": math.nan}, [{"name": "a"}])
+    return SetResult(name, 3, 40, "image", metrics, calls, {"x": math.nan}, [{"name": "a"}], ["per format: A 1/2"])
 
 
 INFO = RunInfo("python -m bench accuracy --set sroie --limit 3", "in-process", "2026-01-01 00:00 UTC", "/d", 3)
@@ -97,6 +97,7 @@ def test_render_section_table() -> None:
     )
     assert "| CER (NFC, \\| = ।) | 2.00% | ≤ 3 (met) |" in body  # pipes in cells are escaped
     assert "p95 29" in body
+    assert body.endswith("\n- per format: A 1/2\n")
 
 
 def test_update_docs_creates_then_updates(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import datetime as dt
 import re
 from decimal import Decimal
 
+# Group separator: how decoders write FNC1 between fields (after a variable-length value).
 GS = "\x1d"
 
 
@@ -67,6 +68,7 @@ _NUMERIC_PREFIXES = ("00", "01", "02", "11", "12", "13", "15", "16", "17", "20",
                      "35", "36", "37", "39", "41", "422", "424", "426", "7001", "7003", "8005", "8006", "8017", "8018")
 # Symbology identifiers that announce GS1 data; decoders may keep them in front of the payload.
 _GS1_SYMBOLOGY_IDS = ("]C1", "]d2", "]Q3", "]e0", "]J1", "]z1")
+# An AI in the bracketed HRI form; only AIs in AI_TABLE count, other brackets belong to the value.
 _BRACKETED = re.compile(r"\((\d{2,4})\)")
 
 
