@@ -104,7 +104,10 @@ class TesseractRecognizer:
             return words
         content_width = max(1.0, padded_width - 2 * LINE_MARGIN)
         for item in self._tesserocr.iterate_level(iterator, level):
-            text = item.GetUTF8Text(level)
+            try:
+                text = item.GetUTF8Text(level)
+            except RuntimeError:  # tesserocr raises "No text returned" for empty elements
+                continue
             if not text or not text.strip():
                 continue
             box = item.BoundingBox(level)

@@ -64,3 +64,14 @@ def test_engines_on_bench_price_tag(engines: EngineSet, engine_key: str) -> None
         assert expected in joined
     else:
         assert any(ch.isdigit() for ch in joined)
+
+
+def test_tesseract_survives_crops_with_empty_elements(engines: EngineSet) -> None:
+    """Speckle and rules give Tesseract elements with no text; tesserocr raises for those, we skip them."""
+    rng = np.random.default_rng(7)
+    noise = (rng.random((40, 300, 3)) > 0.97).astype(np.uint8) * 255
+    crops = [255 - noise, np.full((40, 300, 3), 255, dtype=np.uint8)]
+    crops[1][18:22, 10:290] = 0  # a horizontal rule
+    readings = engines.recognizers["tesseract"].recognize(crops, "en")
+    assert len(readings) == 2
+    assert all(0.0 <= r.confidence <= 1.0 for r in readings)

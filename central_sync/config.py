@@ -1,0 +1,183 @@
+"""Central service configuration: one root model of section models, read from YAML and the environment.
+
+Precedence (highest first): `CENTRAL_SECTION__FIELD` variables, the short names in FLAT_ENV
+(`CENTRAL_DATABASE_URL`, `CENTRAL_MQTT_URL`, `CENTRAL_KAFKA_BOOTSTRAP`), the seed's `DATABASE_URL`, the YAML file,
+the defaults below. Every model forbids unknown keys, so a typo is an error rather than a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from central_sync.errors import ConfigError
+
+ENV_PREFIX = "CENTRAL_"
+ENV_NESTED_DELIMITER = "__"
+
+#: Environment names honoured besides CENTRAL_SECTION__FIELD, lowest precedence first: name -> (section, field).
+FLAT_ENV: dict[str, tuple[str, str]] = {
+    "DATABASE_URL": ("database", "url"),
+    "CENTRAL_DATABASE_URL": ("database", "url"),
+    "CENTRAL_MQTT_URL": ("mqtt", "url"),
+    "CENTRAL_KAFKA_BOOTSTRAP": ("kafka", "bootstrap"),
+}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class HttpConfig(_Section):
+    """Where the health/dashboard HTTP API listens."""
+
+    host: str = Field("0.0.0.0", description="Listen address.")
+    port: int = Field(8080, ge=0, le=65535, description="Listen port (0 picks a free one).")
+
+
+class DatabaseConfig(_Section):
+    """PostgreSQL, through SQLAlchemy async + asyncpg."""
+
+    url: str = Field(
+        "postgresql+asyncpg://postgres@127.0.0.1:5432/zakpos",
+        description="postgresql:// or postgresql+asyncpg:// URL of the central database.",
+    )
+    pool_size: int = Field(5, ge=1, le=100, description="Connections kept open per replica.")
+    connect_timeout_seconds: float = Field(10.0, gt=0, description="Give up opening a connection after this.")
+    migrate_on_start: bool = Field(True, description="`serve` upgrades the schema to head before ingesting.")
+
+    @field_validator("url")
+    @classmethod
+    def _asyncpg_driver(cls, value: str) -> str:
+        """Plain postgresql:// (or postgres://) URLs get the asyncpg driver."""
+        for plain in ("postgresql://", "postgres://"):
+            if value.startswith(plain):
+                return "postgresql+asyncpg://" + value.removeprefix(plain)
+        if not value.startswith("postgresql+asyncpg://"):
+            raise ValueError("must be a postgresql:// or postgresql+asyncpg:// URL")
+        return value
+
+
+class MqttConfig(_Section):
+    """The broker the nodes publish to; central reads it through a shared subscription."""
+
+    url: str = Field("mqtt://127.0.0.1:1883", description="mqtt://HOST:PORT or mqtts://HOST:PORT.")
+    client_id: str = Field(
+        default_factory=lambda: f"central-{socket.gethostname()}",
+        min_length=1,
+        description="Client id of THIS replica; keep it stable across restarts so the persistent session survives.",
+    )
+    username: str | None = Field(None, description="MQTT user name.")
+    password: str | None = Field(None, description="MQTT password.")
+    tls_ca_file: Path | None = Field(None, description="CA bundle for mqtts (system CAs when unset).")
+    keepalive_seconds: int = Field(30, ge=5, description="MQTT keepalive.")
+    session_expiry_seconds: int = Field(
+        7 * 86400, ge=0, description="The broker keeps our session (subscription and queued messages) this long."
+    )
+    receive_maximum: int = Field(
+        2000, ge=1, le=65535, description="Unacknowledged QoS 1 messages the broker may have in flight to us."
+    )
+    reconnect_min_seconds: float = Field(0.5, gt=0, description="First reconnect delay; doubles up to the max.")
+    reconnect_max_seconds: float = Field(30.0, gt=0, description="Longest reconnect delay.")
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, value: str) -> str:
+        if not value.startswith(("mqtt://", "mqtts://")):
+            raise ValueError("must be mqtt://HOST:PORT or mqtts://HOST:PORT")
+        return value
+
+
+class IngestConfig(_Section):
+    """How upstream messages are batched into PostgreSQL transactions."""
+
+    batch_max_messages: int = Field(500, ge=1, le=10_000, description="Most messages written in one transaction.")
+    batch_max_wait_ms: float = Field(
+        20.0, ge=0, description="After the first message of a batch, wait at most this long for more."
+    )
+    retry_initial_seconds: float = Field(0.5, gt=0, description="First delay before retrying a failed write.")
+    retry_max_seconds: float = Field(30.0, gt=0, description="Longest delay between write retries.")
+
+
+class KafkaConfig(_Section):
+    """The outbox relay to Kafka (acks=all; no idempotence or transactions, see STACK-NOTES)."""
+
+    enabled: bool = Field(True, description="Run the relay; when false, outbox rows wait in PostgreSQL.")
+    bootstrap: str = Field("127.0.0.1:9092", min_length=1, description="Comma-separated HOST:PORT list.")
+    topic_completed: str = Field("ocr.completed", description="Topic of completed jobs.")
+    topic_failed: str = Field("ocr.failed", description="Topic of failed jobs.")
+    topic_metrics: str = Field("ocr.metrics", description="Topic of node metrics.")
+    create_topics: bool = Field(True, description="Create the topics at start-up when missing.")
+    partitions: int = Field(3, ge=1, description="Partitions of topics created by the relay.")
+    replication_factor: int = Field(1, ge=1, description="Replication of topics created by the relay.")
+    batch_size: int = Field(500, ge=1, le=10_000, description="Outbox rows sent per relay round.")
+    poll_interval_seconds: float = Field(1.0, gt=0, description="Idle relay looks for rows this often.")
+    request_timeout_ms: int = Field(15_000, ge=1000, description="A send not acknowledged by then fails.")
+    retry_initial_seconds: float = Field(0.5, gt=0, description="First back-off after a Kafka failure.")
+    retry_max_seconds: float = Field(30.0, gt=0, description="Longest back-off between Kafka attempts.")
+    retention_hours: float = Field(24.0, gt=0, description="Sent outbox rows are deleted after this long.")
+
+
+class CentralConfig(_Section):
+    """Root configuration of the central service."""
+
+    http: HttpConfig = Field(default_factory=HttpConfig, description="HTTP listener.")
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig, description="PostgreSQL.")
+    mqtt: MqttConfig = Field(default_factory=MqttConfig, description="MQTT broker.")
+    ingest: IngestConfig = Field(default_factory=IngestConfig, description="Ingest batching.")
+    kafka: KafkaConfig = Field(default_factory=KafkaConfig, description="Kafka relay.")
+
+    def topic_for(self, kind: str) -> str:
+        """Kafka topic of an outbox kind: completed, failed or metrics."""
+        return {
+            "completed": self.kafka.topic_completed,
+            "failed": self.kafka.topic_failed,
+            "metrics": self.kafka.topic_metrics,
+        }[kind]
+
+
+def _set(tree: dict[str, Any], section: str, field: str, value: str) -> None:
+    node = tree.setdefault(section, {})
+    if not isinstance(node, dict):
+        raise ConfigError([f"{section}: must be a mapping"])
+    node[field] = _parse_env_value(value)
+
+
+def _parse_env_value(value: str) -> Any:
+    """Environment values are YAML scalars, so `true` and `4` work; URLs stay strings."""
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else value
+    except yaml.YAMLError:
+        return value
+    return parsed if isinstance(parsed, str | int | float | bool | list) else value
+
+
+def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None) -> CentralConfig:
+    """Build the config from an optional YAML file and the environment."""
+    env = os.environ if environ is None else environ
+    tree: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as err:
+            raise ConfigError([f"{path}: {err}"]) from err
+        if not isinstance(loaded, dict):
+            raise ConfigError([f"{path}: the top level must be a mapping"])
+        tree = loaded
+    for name, (section, field) in FLAT_ENV.items():
+        if name in env:
+            _set(tree, section, field, env[name])
+    for name, value in env.items():
+        if name.startswith(ENV_PREFIX) and ENV_NESTED_DELIMITER in name:
+            section, _, field = name.removeprefix(ENV_PREFIX).lower().partition(ENV_NESTED_DELIMITER)
+            _set(tree, section, field, value)
+    try:
+        return CentralConfig.model_validate(tree)
+    except ValidationError as err:
+        raise ConfigError([f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()]) from err

@@ -1,0 +1,1 @@
+"""PostgreSQL access: table definitions, engine helpers, the batch writer and Alembic migrations."""

@@ -1,0 +1,283 @@
+"""The outbox publisher: outbox rows -> MQTT envelopes, in seq order, deleted only after central's ack.
+
+One task drains the outbox: it reads rows after the highest seq sent (Database.run), publishes them as
+`Envelope`s on `up_topic(shop, node, kind)` through the MQTT link while fewer than `max_in_flight` rows await
+central's ack, and sends a row again when no ack covers it within `ack_timeout_seconds`. An `Ack(seq)` from
+central on `ack_topic(shop, node)` deletes every row up to seq; the broker's PUBACK alone deletes nothing.
+Another task queues a metrics snapshot every `metrics_interval_seconds` and refreshes the retained status.
+Envelopes are built and handed to paho on a thread of their own, so the event loop never does sync work of size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from edge_node import __version__
+from edge_node.config import SyncConfig
+from edge_node.errors import ServiceUnavailableError
+from edge_node.store import outbox as outbox_store
+from edge_node.store.db import Database, utc_now
+from edge_node.store.outbox import OutboxRow
+from edge_node.sync.mqtt import MqttLink
+from shared_models.messages import MAX_MESSAGE_BYTES, SCHEMA_VERSION, Ack, Envelope, NodeStatus
+from shared_models.topics import UpKind, ack_topic, up_topic
+
+_LOGGER = logging.getLogger(__name__)
+
+#: With nothing else waking it (a job listener, an ack), the drain task looks for new rows this often;
+#: rows written outside the job queue (e.g. rejected uploads) are picked up within this time.
+POLL_SECONDS = 2.0
+#: Rows read and published per step; bounds one executor hand-off (and the event loop's share of the work).
+BATCH_ROWS = 200
+#: After a storage error the drain task waits this long before trying again.
+STORAGE_RETRY_SECONDS = 5.0
+#: Job events after which a new outbox row exists.
+OUTBOX_EVENTS = frozenset({"job_completed", "job_failed"})
+
+
+def client_id(node_id: str) -> str:
+    """A stable MQTT client id per node, so the broker resumes the node's session."""
+    return f"edge-{node_id}"
+
+
+class OutboxPublisher:
+    """Publishes the outbox over an `MqttLink` and applies central's acks; see the module docstring."""
+
+    def __init__(self, settings: SyncConfig, node_id: str, shop_id: str, db: Database, *,
+                 link: MqttLink | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self._settings = settings
+        self.node_id = node_id
+        self.shop_id = shop_id
+        self._db = db
+        self._clock = clock
+        self._status_topic = up_topic(shop_id, node_id, UpKind.STATUS)
+        self.link = link or MqttLink(settings, client_id(node_id), will_topic=self._status_topic,
+                                     will_payload=self._status("offline"))
+        self.link.subscribe(ack_topic(shop_id, node_id), self._on_ack)
+        self.link.on_connect(self._on_connect)
+        self.link.on_disconnect(self._on_disconnect)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mqtt-publish")
+        self._wakeup = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        # seq -> monotonic deadline of central's ack; insertion order is seq order.
+        self._in_flight: dict[int, float] = {}
+        self._sent_seq = 0  # highest seq published by this process
+        self._acked_seq = 0  # highest seq central acknowledged
+        self._deleted_seq = 0  # highest seq deleted from the outbox
+        self._last_summary: dict[str, Any] | None = None
+        self.connected = False
+        self.backlog: int | None = None
+        self.last_ack_at: str | None = None
+        self.published = 0
+        self.resent = 0
+
+    # ---- lifecycle --------------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start the MQTT link and the drain and metrics tasks; returns at once (the broker may be down)."""
+        self.backlog = await self._db.run(outbox_store.backlog)
+        self.link.start(asyncio.get_running_loop())
+        self._tasks = [
+            asyncio.create_task(self._drain_forever(), name="sync-drain"),
+            asyncio.create_task(self._metrics_forever(), name="sync-metrics"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop the tasks, publish the retained `offline` status, disconnect."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.link.stop, (self._status_topic, self._status("offline")))
+        self._executor.shutdown(wait=True)
+
+    def wake(self) -> None:
+        """New rows may be waiting: drain now instead of at the next poll."""
+        self._wakeup.set()
+
+    def job_event(self, event: str, _job: object, _data: dict[str, Any]) -> None:
+        """A `JobQueue` listener: a finished job has just written an outbox row."""
+        if event in OUTBOX_EVENTS:
+            self._wakeup.set()
+
+    @property
+    def in_flight(self) -> int:
+        """Rows published and not yet acknowledged by central."""
+        return len(self._in_flight)
+
+    def health(self) -> dict[str, Any]:
+        """The `sync` block of /health (backlog as last counted here)."""
+        return {"enabled": True, "connected": self.connected, "backlog": self.backlog,
+                "last_ack_at": self.last_ack_at, "in_flight": self.in_flight}
+
+    # ---- link events (on the event loop) ---------------------------------------------------------------------
+    def _on_connect(self, _session_present: bool) -> None:
+        self.connected = True
+        self._publish_status()
+        self._wakeup.set()
+
+    def _on_disconnect(self, reason: str) -> None:
+        self.connected = False
+        _LOGGER.info("sync paused (%s); %d rows in flight", reason, len(self._in_flight))
+
+    def _on_ack(self, _topic: str, payload: bytes) -> None:
+        try:
+            ack = Ack.model_validate_json(payload)
+        except ValidationError as err:
+            _LOGGER.warning("ignoring a malformed ack: %s", err)
+            return
+        if ack.node_id != self.node_id:
+            _LOGGER.warning("ignoring an ack for node %s", ack.node_id)
+            return
+        if ack.seq <= self._acked_seq:
+            return
+        if ack.seq > self._sent_seq:
+            # Rows this process has not sent yet: an ack queued from before a restart (they are sent again and
+            # acked again), or central remembers a higher seq than this node's database ever had.
+            _LOGGER.warning("ignoring an ack for seq %d: only %d sent so far", ack.seq, self._sent_seq)
+            return
+        self._acked_seq = ack.seq
+        self.last_ack_at = utc_now()
+        for seq in [seq for seq in self._in_flight if seq <= ack.seq]:
+            del self._in_flight[seq]
+        self._wakeup.set()
+
+    # ---- draining ---------------------------------------------------------------------------------------------
+    async def _drain_forever(self) -> None:
+        while True:
+            self._wakeup.clear()
+            try:
+                await self._drain_step()
+            except ServiceUnavailableError:
+                _LOGGER.exception("sync cannot read the outbox")
+                await asyncio.sleep(STORAGE_RETRY_SECONDS)
+            except Exception:  # a bug here must not end sync for good
+                _LOGGER.exception("sync drain step failed")
+                await asyncio.sleep(STORAGE_RETRY_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self._next_wait())
+
+    async def _drain_step(self) -> None:
+        """Delete what central acked, resend what timed out, send new rows into the free window."""
+        if self._deleted_seq < self._acked_seq:
+            acked = self._acked_seq
+            await self._db.run(outbox_store.delete_through, acked)
+            self._deleted_seq = acked
+            self.backlog = await self._db.run(outbox_store.backlog)
+        if not self.connected:
+            return
+        now = self._clock()
+        overdue = [seq for seq, deadline in self._in_flight.items() if deadline <= now][:BATCH_ROWS]
+        if overdue:
+            rows = await self._db.run(outbox_store.take_for_resend, overdue)
+            for seq in set(overdue) - {row.seq for row in rows}:
+                self._in_flight.pop(seq, None)  # deleted meanwhile: acked
+            self.resent += await self._send(rows)
+            if len(overdue) == BATCH_ROWS:
+                self._wakeup.set()
+        room = self._settings.max_in_flight - len(self._in_flight)
+        if room <= 0:
+            return
+        limit = min(room, BATCH_ROWS)
+        rows = await self._db.run(outbox_store.read_after, max(self._sent_seq, self._acked_seq), limit)
+        self.published += await self._send(rows)
+        if len(rows) == limit:
+            self._wakeup.set()
+
+    async def _send(self, rows: list[OutboxRow]) -> int:
+        """Publish rows off the loop; track each as in flight. Returns how many paho accepted."""
+        if not rows:
+            return 0
+        loop = asyncio.get_running_loop()
+        results = await loop.run_in_executor(self._executor, self._publish_rows, rows)
+        deadline = self._clock() + self._settings.ack_timeout_seconds
+        accepted = 0
+        poison: list[int] = []
+        for seq, outcome in results:
+            if outcome is None:
+                poison.append(seq)
+                continue
+            self._sent_seq = max(self._sent_seq, seq)
+            if seq > self._acked_seq:
+                # Refused by paho (queue full) counts as sent too: it goes again after the ack timeout.
+                self._in_flight[seq] = deadline
+            accepted += outcome
+        if poison:
+            await self._db.run(_delete_seqs, poison)
+        return accepted
+
+    def _publish_rows(self, rows: list[OutboxRow]) -> list[tuple[int, bool | None]]:
+        """On the publish thread: envelope and publish each row; None marks a row that can never be sent."""
+        results: list[tuple[int, bool | None]] = []
+        for row in rows:
+            try:
+                kind, payload = self._envelope(row)
+            except (ValueError, ValidationError) as err:
+                _LOGGER.error("outbox row %d (%s) cannot be sent and is dropped: %s", row.seq, row.kind, err)
+                results.append((row.seq, None))
+                continue
+            results.append((row.seq, self.link.publish(up_topic(self.shop_id, self.node_id, kind), payload)))
+        return results
+
+    def _envelope(self, row: OutboxRow) -> tuple[UpKind, bytes]:
+        kind = UpKind(row.kind)
+        if kind is UpKind.STATUS:
+            raise ValueError("status is not an outbox kind")
+        body = json.loads(row.payload)
+        envelope = Envelope(schema_version=SCHEMA_VERSION, node_id=self.node_id, shop_id=self.shop_id, seq=row.seq,
+                            kind=kind, sent_at=datetime.now(UTC), body=body)
+        payload = envelope.model_dump_json().encode()
+        if len(payload) > MAX_MESSAGE_BYTES:
+            raise ValueError(f"{len(payload)} bytes is over central's limit of {MAX_MESSAGE_BYTES}")
+        return kind, payload
+
+    def _next_wait(self) -> float:
+        if not self.connected or not self._in_flight:
+            return POLL_SECONDS
+        first_deadline = min(self._in_flight.values())
+        return max(0.0, min(POLL_SECONDS, first_deadline - self._clock()))
+
+    # ---- status and metrics ------------------------------------------------------------------------------------
+    def _status(self, state: str) -> bytes:
+        at = datetime.now(UTC) if state == "online" else None
+        backlog = self.backlog if state == "online" else None
+        return NodeStatus(node_id=self.node_id, shop_id=self.shop_id, state=state, version=__version__,
+                          backlog=backlog, at=at).model_dump_json().encode()
+
+    def _publish_status(self) -> None:
+        """The retained `online` status with the current backlog."""
+        if self.connected:
+            self.link.publish(self._status_topic, self._status("online"), retain=True)
+
+    async def _metrics_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.metrics_interval_seconds)
+            try:
+                await self.queue_metrics()
+            except ServiceUnavailableError:
+                _LOGGER.exception("cannot queue a metrics snapshot")
+
+    async def queue_metrics(self) -> int | None:
+        """Queue a metrics snapshot (skipped when nothing changed since the last); returns its seq."""
+        seq, self._last_summary = await self._db.run(
+            outbox_store.append_metrics, self.node_id, self.shop_id, self._last_summary
+        )
+        self.backlog = await self._db.run(outbox_store.backlog)
+        self._publish_status()
+        if seq is not None:
+            self._wakeup.set()
+        return seq
+
+
+def _delete_seqs(conn: Any, seqs: list[int]) -> None:
+    """Drop rows that can never form a valid envelope (logged by the caller)."""
+    conn.executemany("DELETE FROM outbox WHERE seq = ?", [(seq,) for seq in seqs])
