@@ -83,8 +83,8 @@ class MqttConfig(_Section):
     receive_maximum: int = Field(
         2000, ge=1, le=65535, description="Unacknowledged QoS 1 messages the broker may have in flight to us."
     )
-    reconnect_min_seconds: float = Field(0.5, gt=0, description="First reconnect delay; doubles up to the max.")
-    reconnect_max_seconds: float = Field(30.0, gt=0, description="Longest reconnect delay.")
+    reconnect_min_seconds: int = Field(1, ge=1, description="First reconnect delay; doubles up to the max.")
+    reconnect_max_seconds: int = Field(30, ge=1, description="Longest reconnect delay.")
 
     @field_validator("url")
     @classmethod

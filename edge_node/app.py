@@ -18,6 +18,7 @@ from edge_node.config import EdgeConfig
 from edge_node.engines.registry import EngineSet, build_engines
 from edge_node.store.db import Database
 from edge_node.store.images import ImageVault, load_or_create_key
+from edge_node.sync.outbox import OutboxPublisher
 from edge_node.worker import JobQueue
 
 _LOGGER = logging.getLogger(__name__)
@@ -55,7 +56,15 @@ def create_app(config: EdgeConfig, engines: EngineSet | None = None) -> web.Appl
         app[keys.QUEUE] = queue
         queue.add_listener(app[keys.EVENTS].publish)
         await queue.start()
+        publisher = None
+        if config.sync.enabled:
+            publisher = OutboxPublisher(config.sync, config.node.node_id, config.auth.shop_id, db)
+            queue.add_listener(publisher.job_event)
+            app[keys.SYNC] = publisher
+            await publisher.start()
         yield
+        if publisher is not None:
+            await publisher.stop()
         await queue.stop(grace_seconds=config.worker.processing_timeout_seconds)
         db.close()
 

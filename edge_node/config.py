@@ -110,7 +110,12 @@ class OcrConfig(_Section):
     tessdata_dir: Path = Field(
         Path("/usr/share/tesseract-ocr/5/tessdata"), description="Folder with eng/ben traineddata."
     )
-    detector_max_side: int = Field(960, ge=160, le=4096, description="Longest side fed to the text detector.")
+    detector_max_side: int = Field(
+        960, ge=160, le=4096, description="Longest side fed to the text detector for labels and tags."
+    )
+    detector_max_side_documents: int = Field(
+        1280, ge=160, le=4096, description="Longest side fed to the detector for receipts and invoices (small print)."
+    )
     decode_max_side: int = Field(2400, ge=320, description="Large photos are decoded down to this longest side.")
 
 

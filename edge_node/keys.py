@@ -9,6 +9,7 @@ from edge_node.auth import TokenVerifier
 from edge_node.config import EdgeConfig
 from edge_node.engines.registry import EngineSet
 from edge_node.store.db import Database
+from edge_node.sync.outbox import OutboxPublisher
 from edge_node.worker import JobQueue
 
 CONFIG = web.AppKey("config", EdgeConfig)
@@ -18,3 +19,4 @@ QUEUE = web.AppKey("queue", JobQueue)
 VERIFIER = web.AppKey("verifier", TokenVerifier)
 STARTED_AT = web.AppKey("started_at", float)
 EVENTS = web.AppKey("events", EventHub)
+SYNC = web.AppKey("sync", OutboxPublisher)  # set only when sync.enabled

@@ -79,6 +79,7 @@ class JobQueue:
             max_pixels=config.limits.max_image_pixels,
             decode_max_side=config.ocr.decode_max_side,
             detector_max_side=config.ocr.detector_max_side,
+            detector_max_side_documents=config.ocr.detector_max_side_documents,
         )
         self._executor = ThreadPoolExecutor(max_workers=config.worker.workers, thread_name_prefix="ocr")
         # Images of jobs accepted by this process, so the worker need not read them back from disk.

@@ -10,6 +10,7 @@ from edge_node import __version__, keys
 from edge_node.api.envelope import ok
 from edge_node.errors import ServiceUnavailableError
 from edge_node.store import jobs as job_store
+from edge_node.store import outbox as outbox_store
 from shared_models.jobs import JobStatus
 
 #: More queued jobs than this per worker and the node reports itself `degraded`.
@@ -22,6 +23,7 @@ async def health(request: web.Request) -> web.Response:
     config = app[keys.CONFIG]
     try:
         counts = await app[keys.DATABASE].run(job_store.queue_counts)
+        backlog = await app[keys.DATABASE].run(outbox_store.backlog)
     except ServiceUnavailableError as err:
         body = {"status": "unhealthy", "version": __version__, "reason": err.message}
         return web.json_response({"success": False, "data": body, "error": {"code": err.code.value,
@@ -47,6 +49,14 @@ async def health(request: web.Request) -> web.Response:
                 "busy_workers": queue.busy_workers,
                 "stuck_workers": queue.stuck_workers,
             },
-            "sync": {"enabled": False, "connected": False, "backlog": None, "last_ack_at": None},
+            "sync": _sync_state(app, backlog),
         }
     )
+
+
+def _sync_state(app: web.Application, backlog: int) -> dict[str, object]:
+    """enabled, connected, backlog (outbox rows not yet acked by central), last_ack_at, in_flight."""
+    publisher = app.get(keys.SYNC)
+    if publisher is None:
+        return {"enabled": False, "connected": False, "backlog": backlog, "last_ack_at": None, "in_flight": 0}
+    return publisher.health() | {"backlog": backlog}

@@ -20,7 +20,12 @@ def ocr_files(config: EdgeConfig, args: argparse.Namespace) -> int:
     """Exit 0 when every file was read, 1 when any failed (each failure is still printed as JSON)."""
     options = OcrOptions(type=args.type, language=args.language, confidence_threshold=args.confidence_threshold)
     engines = build_engines(config.ocr)
-    limits = PipelineLimits(config.limits.max_image_pixels, config.ocr.decode_max_side, config.ocr.detector_max_side)
+    limits = PipelineLimits(
+        config.limits.max_image_pixels,
+        config.ocr.decode_max_side,
+        config.ocr.detector_max_side,
+        config.ocr.detector_max_side_documents,
+    )
     failures = 0
     total = len(args.files)
     for number, path in enumerate(args.files, start=1):

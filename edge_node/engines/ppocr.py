@@ -112,10 +112,10 @@ class PpocrRecognizer:
         self._charset = np.array(["", *characters.splitlines(), " "], dtype=object)
 
     def recognize(self, crops: list[np.ndarray], language: str = "en") -> list[LineReading]:
-        """Read each crop as one line; crops are batched by similar aspect ratio."""
+        """Read each crop as one line; crops are batched by similar aspect ratio to limit padding."""
         widths = [_scaled_width(crop) for crop in crops]
         order = np.argsort(widths, kind="stable")
-        readings: list[LineReading | None] = [None] * len(crops)
+        readings: list[LineReading] = [LineReading("", 0.0)] * len(crops)
         for start in range(0, len(order), REC_BATCH):
             batch = [int(i) for i in order[start : start + REC_BATCH]]
             padded = max(widths[i] for i in batch)
@@ -128,7 +128,7 @@ class PpocrRecognizer:
                 raise ModelError(f"text recognizer failed: {err}") from err
             for row, index in enumerate(batch):
                 readings[index] = self._decode(probs[row], widths[index] / padded)
-        return [r if r is not None else LineReading("", 0.0) for r in readings]
+        return readings
 
     def _decode(self, probs: np.ndarray, used_fraction: float) -> LineReading:
         """Greedy CTC decoding that keeps each character's probability and time step."""

@@ -10,6 +10,7 @@ import numpy as np
 
 from edge_node.engines.base import LineReading, TextRecognizer
 from edge_node.errors import ModelError
+from edge_node.pipeline.crops import unpad, with_margin
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -28,10 +29,31 @@ def recognize_crops(
     threshold: float,
     primary: TextRecognizer,
     fallback: TextRecognizer | None,
+    document: bool = False,
 ) -> list[ChosenReading]:
-    """Read every crop with `primary`, re-read the weak ones with `fallback`; never returns fewer items."""
+    """Read every crop with `primary`, re-read the weak ones with `fallback`; never returns fewer items.
+
+    `document` (receipts, invoices): tight crops get a margin first (see `crops.with_margin`).
+    """
     if not crops:
         return []
+    if document:
+        prepared = [with_margin(crop) for crop in crops]
+        chosen = _recognize([c for c, _ in prepared], language, threshold, primary, fallback)
+        return [
+            ChosenReading(unpad(c.reading, margin, crop.shape[1]), c.engine)
+            for c, (_, margin), crop in zip(chosen, prepared, crops, strict=True)
+        ]
+    return _recognize(crops, language, threshold, primary, fallback)
+
+
+def _recognize(
+    crops: list[np.ndarray],
+    language: str,
+    threshold: float,
+    primary: TextRecognizer,
+    fallback: TextRecognizer | None,
+) -> list[ChosenReading]:
     try:
         first = primary.recognize(crops, language)
     except ModelError:

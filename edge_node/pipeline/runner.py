@@ -37,6 +37,13 @@ class PipelineLimits:
     max_pixels: int = 50_000_000
     decode_max_side: int = 2400
     detector_max_side: int = 960
+    detector_max_side_documents: int = 1280
+
+    def detector_side(self, doc_type: DocumentType) -> int:
+        """Receipts and invoices carry small print on tall pages: they get a larger detector input."""
+        if doc_type in (DocumentType.RECEIPT, DocumentType.INVOICE):
+            return self.detector_max_side_documents
+        return self.detector_max_side
 
 
 class _StageClock:
@@ -83,7 +90,7 @@ def run_image(
     if ocr:
         image = quality.enhance_contrast(decoded.rgb, gray)
         with clock.stage("detect"):
-            rows = detect_rows(image, engines.detector, limits.detector_max_side)
+            rows = detect_rows(image, engines.detector, limits.detector_side(options.type))
             if not rows and image.shape[0] <= SINGLE_LINE_MAX_HEIGHT:
                 rows = [[_whole_image_quad(image)]]
         with clock.stage("recognize"):
@@ -109,7 +116,8 @@ def run_line(image: np.ndarray, options: OcrOptions, engines: EngineSet) -> Line
     """Read an RGB array as one text line, no detection (pre-cut line crops, word crops)."""
     language = options.language.value
     chosen = recognize_crops(
-        [image], language, options.confidence_threshold, engines.primary_for(language), engines.fallback_for(language)
+        [image], language, options.confidence_threshold, engines.primary_for(language),
+        engines.fallback_for(language), document=_is_document(options),
     )
     return _make_line([_whole_image_quad(image)], chosen, 1.0)
 
@@ -121,7 +129,8 @@ def _read_rows(
     quads = [quad for row in rows for quad in row]
     crops = [crop_quad(image, quad) for quad in quads]
     chosen = recognize_crops(
-        crops, language, options.confidence_threshold, engines.primary_for(language), engines.fallback_for(language)
+        crops, language, options.confidence_threshold, engines.primary_for(language),
+        engines.fallback_for(language), document=_is_document(options),
     )
     lines: list[Line] = []
     position = 0
@@ -165,6 +174,10 @@ def _make_line(quads: list[Quad], readings: list[ChosenReading], scale: float) -
         words=words,
         engine="+".join(sorted(set(used))),
     )
+
+
+def _is_document(options: OcrOptions) -> bool:
+    return options.type in (DocumentType.RECEIPT, DocumentType.INVOICE)
 
 
 def _whole_image_quad(image: np.ndarray) -> Quad:

@@ -2,7 +2,8 @@
 
 Job outcomes are appended by `store.jobs` in the job's final transaction; this module reads them in `seq`
 order for the publisher, deletes them once central has acknowledged them, counts the backlog, and queues
-metrics snapshots. Every function takes the connection first and runs on the database thread.
+metrics snapshots. `attempts` counts the resends of a row after an ack timeout (a first send writes nothing).
+Every function takes the connection first and runs on the database thread.
 """
 
 from __future__ import annotations
@@ -60,6 +61,11 @@ def take_for_resend(conn: sqlite3.Connection, seqs: list[int]) -> list[OutboxRow
 def delete_through(conn: sqlite3.Connection, seq: int) -> int:
     """Delete every row with seq <= `seq` (central acknowledged them); returns how many went."""
     return conn.execute("DELETE FROM outbox WHERE seq <= ?", (seq,)).rowcount
+
+
+def delete_seqs(conn: sqlite3.Connection, seqs: list[int]) -> None:
+    """Delete the given rows (ones that can never be sent)."""
+    conn.executemany("DELETE FROM outbox WHERE seq = ?", [(seq,) for seq in seqs])
 
 
 def backlog(conn: sqlite3.Connection) -> int:

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -26,9 +27,9 @@ from edge_node import __version__
 from edge_node.config import SyncConfig
 from edge_node.errors import ServiceUnavailableError
 from edge_node.store import outbox as outbox_store
-from edge_node.store.db import Database, utc_now
+from edge_node.store.db import Database
 from edge_node.store.outbox import OutboxRow
-from edge_node.sync.mqtt import MqttLink
+from edge_node.sync.mqtt import MqttLink, lower_thread_priority
 from shared_models.messages import MAX_MESSAGE_BYTES, SCHEMA_VERSION, Ack, Envelope, NodeStatus
 from shared_models.topics import UpKind, ack_topic, up_topic
 
@@ -41,6 +42,8 @@ POLL_SECONDS = 2.0
 BATCH_ROWS = 200
 #: After a storage error the drain task waits this long before trying again.
 STORAGE_RETRY_SECONDS = 5.0
+#: The window is refilled when a 1/REFILL_FRACTION of it is free (a lone new row still goes out at once).
+REFILL_FRACTION = 4
 #: Job events after which a new outbox row exists.
 OUTBOX_EVENTS = frozenset({"job_completed", "job_failed"})
 
@@ -63,10 +66,14 @@ class OutboxPublisher:
         self._status_topic = up_topic(shop_id, node_id, UpKind.STATUS)
         self.link = link or MqttLink(settings, client_id(node_id), will_topic=self._status_topic,
                                      will_payload=self._status("offline"))
-        self.link.subscribe(ack_topic(shop_id, node_id), self._on_ack)
+        self.link.subscribe(ack_topic(shop_id, node_id), self._on_ack_message, on_network_thread=True)
         self.link.on_connect(self._on_connect)
         self.link.on_disconnect(self._on_disconnect)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mqtt-publish")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mqtt-publish",
+                                            initializer=lower_thread_priority)
+        # Acks arrive on the network thread; the highest waiting one is applied on the loop in one go.
+        self._ack_lock = threading.Lock()
+        self._ack_waiting: int | None = None
         self._wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         # seq -> monotonic deadline of central's ack; insertion order is seq order.
@@ -75,9 +82,13 @@ class OutboxPublisher:
         self._acked_seq = 0  # highest seq central acknowledged
         self._deleted_seq = 0  # highest seq deleted from the outbox
         self._last_summary: dict[str, Any] | None = None
+        self._stopped = False
+        # Refill the window only once this many slots are free: one read and one hand-off per batch, not per ack.
+        self._refill_rows = max(1, settings.max_in_flight // REFILL_FRACTION)
+        self._status_due = False  # publish the retained `online` status at the next drain step
         self.connected = False
         self.backlog: int | None = None
-        self.last_ack_at: str | None = None
+        self._last_ack_time: float | None = None
         self.published = 0
         self.resent = 0
 
@@ -92,7 +103,10 @@ class OutboxPublisher:
         ]
 
     async def stop(self) -> None:
-        """Stop the tasks, publish the retained `offline` status, disconnect."""
+        """Stop the tasks, publish the retained `offline` status, disconnect. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -110,6 +124,13 @@ class OutboxPublisher:
             self._wakeup.set()
 
     @property
+    def last_ack_at(self) -> str | None:
+        """When central's last ack arrived (ISO 8601 UTC), or None."""
+        if self._last_ack_time is None:
+            return None
+        return datetime.fromtimestamp(self._last_ack_time, UTC).isoformat(timespec="milliseconds")
+
+    @property
     def in_flight(self) -> int:
         """Rows published and not yet acknowledged by central."""
         return len(self._in_flight)
@@ -122,14 +143,15 @@ class OutboxPublisher:
     # ---- link events (on the event loop) ---------------------------------------------------------------------
     def _on_connect(self, _session_present: bool) -> None:
         self.connected = True
-        self._publish_status()
+        self._status_due = True
         self._wakeup.set()
 
     def _on_disconnect(self, reason: str) -> None:
         self.connected = False
         _LOGGER.info("sync paused (%s); %d rows in flight", reason, len(self._in_flight))
 
-    def _on_ack(self, _topic: str, payload: bytes) -> None:
+    def _on_ack_message(self, _topic: str, payload: bytes) -> None:
+        """On the network thread: central acks every message; hand the loop only the highest seq, once."""
         try:
             ack = Ack.model_validate_json(payload)
         except ValidationError as err:
@@ -138,18 +160,29 @@ class OutboxPublisher:
         if ack.node_id != self.node_id:
             _LOGGER.warning("ignoring an ack for node %s", ack.node_id)
             return
-        if ack.seq <= self._acked_seq:
+        with self._ack_lock:
+            scheduled = self._ack_waiting is not None
+            self._ack_waiting = max(ack.seq, self._ack_waiting or 0)
+        if not scheduled:
+            self.link.hand_off(self._apply_ack)
+
+    def _apply_ack(self) -> None:
+        """On the loop: every row up to the highest ack received is done (deleted by the next drain step)."""
+        with self._ack_lock:
+            seq, self._ack_waiting = self._ack_waiting or 0, None
+        if seq <= self._acked_seq:
             return
-        if ack.seq > self._sent_seq:
+        if seq > self._sent_seq:
             # Rows this process has not sent yet: an ack queued from before a restart (they are sent again and
             # acked again), or central remembers a higher seq than this node's database ever had.
-            _LOGGER.warning("ignoring an ack for seq %d: only %d sent so far", ack.seq, self._sent_seq)
+            _LOGGER.warning("ignoring an ack for seq %d: only %d sent so far", seq, self._sent_seq)
             return
-        self._acked_seq = ack.seq
-        self.last_ack_at = utc_now()
-        for seq in [seq for seq in self._in_flight if seq <= ack.seq]:
-            del self._in_flight[seq]
-        self._wakeup.set()
+        self._acked_seq = seq
+        self._last_ack_time = time.time()  # formatted only when asked: acks come by the thousand
+        while self._in_flight and next(iter(self._in_flight)) <= seq:  # seq order: acked rows lead
+            del self._in_flight[next(iter(self._in_flight))]
+        if self._settings.max_in_flight - len(self._in_flight) >= self._refill_rows:
+            self._wakeup.set()
 
     # ---- draining ---------------------------------------------------------------------------------------------
     async def _drain_forever(self) -> None:
@@ -170,11 +203,17 @@ class OutboxPublisher:
         """Delete what central acked, resend what timed out, send new rows into the free window."""
         if self._deleted_seq < self._acked_seq:
             acked = self._acked_seq
-            await self._db.run(outbox_store.delete_through, acked)
+            deleted = await self._db.run(outbox_store.delete_through, acked)
             self._deleted_seq = acked
-            self.backlog = await self._db.run(outbox_store.backlog)
+            self.backlog = max(0, (self.backlog or 0) - deleted)
         if not self.connected:
             return
+        if self._status_due:
+            self._status_due = False
+            self.backlog = await self._db.run(outbox_store.backlog)
+            payload = self._status("online")
+            await asyncio.get_running_loop().run_in_executor(
+                self._executor, lambda: self.link.publish(self._status_topic, payload, retain=True))
         now = self._clock()
         overdue = [seq for seq, deadline in self._in_flight.items() if deadline <= now][:BATCH_ROWS]
         if overdue:
@@ -185,35 +224,33 @@ class OutboxPublisher:
             if len(overdue) == BATCH_ROWS:
                 self._wakeup.set()
         room = self._settings.max_in_flight - len(self._in_flight)
-        if room <= 0:
+        if room < self._refill_rows:
             return
         limit = min(room, BATCH_ROWS)
-        rows = await self._db.run(outbox_store.read_after, max(self._sent_seq, self._acked_seq), limit)
+        rows = await self._db.run(outbox_store.read_after, self._sent_seq, limit)
         self.published += await self._send(rows)
         if len(rows) == limit:
             self._wakeup.set()
 
     async def _send(self, rows: list[OutboxRow]) -> int:
-        """Publish rows off the loop; track each as in flight. Returns how many paho accepted."""
+        """Publish rows off the loop, tracked as in flight from before the first one leaves (central's ack may
+        come back before the publish call returns). Returns how many paho accepted."""
         if not rows:
             return 0
+        deadline = self._clock() + self._settings.ack_timeout_seconds
+        for row in rows:
+            if row.seq > self._acked_seq:
+                self._in_flight[row.seq] = deadline
+        self._sent_seq = max(self._sent_seq, rows[-1].seq)
         loop = asyncio.get_running_loop()
         results = await loop.run_in_executor(self._executor, self._publish_rows, rows)
-        deadline = self._clock() + self._settings.ack_timeout_seconds
-        accepted = 0
-        poison: list[int] = []
-        for seq, outcome in results:
-            if outcome is None:
-                poison.append(seq)
-                continue
-            self._sent_seq = max(self._sent_seq, seq)
-            if seq > self._acked_seq:
-                # Refused by paho (queue full) counts as sent too: it goes again after the ack timeout.
-                self._in_flight[seq] = deadline
-            accepted += outcome
+        # A row paho refused (its queue is full) stays in flight: it goes again after the ack timeout.
+        poison = [seq for seq, outcome in results if outcome is None]
+        for seq in poison:
+            self._in_flight.pop(seq, None)
         if poison:
-            await self._db.run(_delete_seqs, poison)
-        return accepted
+            await self._db.run(outbox_store.delete_seqs, poison)
+        return sum(1 for _, outcome in results if outcome)
 
     def _publish_rows(self, rows: list[OutboxRow]) -> list[tuple[int, bool | None]]:
         """On the publish thread: envelope and publish each row; None marks a row that can never be sent."""
@@ -253,11 +290,6 @@ class OutboxPublisher:
         return NodeStatus(node_id=self.node_id, shop_id=self.shop_id, state=state, version=__version__,
                           backlog=backlog, at=at).model_dump_json().encode()
 
-    def _publish_status(self) -> None:
-        """The retained `online` status with the current backlog."""
-        if self.connected:
-            self.link.publish(self._status_topic, self._status("online"), retain=True)
-
     async def _metrics_forever(self) -> None:
         while True:
             await asyncio.sleep(self._settings.metrics_interval_seconds)
@@ -271,13 +303,7 @@ class OutboxPublisher:
         seq, self._last_summary = await self._db.run(
             outbox_store.append_metrics, self.node_id, self.shop_id, self._last_summary
         )
-        self.backlog = await self._db.run(outbox_store.backlog)
-        self._publish_status()
-        if seq is not None:
-            self._wakeup.set()
+        self._status_due = True  # refresh the backlog in the retained status
+        self._wakeup.set()
         return seq
 
-
-def _delete_seqs(conn: Any, seqs: list[int]) -> None:
-    """Drop rows that can never form a valid envelope (logged by the caller)."""
-    conn.executemany("DELETE FROM outbox WHERE seq = ?", [(seq,) for seq in seqs])
