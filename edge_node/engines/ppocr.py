@@ -18,6 +18,7 @@ import numpy as np
 
 from edge_node.engines.base import LineReading, Quad, WordReading
 from edge_node.engines.runtime import create_session
+from edge_node.engines.word_gaps import insert_spaces, word_gaps
 from edge_node.errors import ModelError
 
 KEY = "ppocr"
@@ -127,11 +128,12 @@ class PpocrRecognizer:
             except Exception as err:
                 raise ModelError(f"text recognizer failed: {err}") from err
             for row, index in enumerate(batch):
-                readings[index] = self._decode(probs[row], widths[index] / padded)
+                readings[index] = self._decode(probs[row], widths[index] / padded, word_gaps(crops[index]))
         return readings
 
-    def _decode(self, probs: np.ndarray, used_fraction: float) -> LineReading:
-        """Greedy CTC decoding that keeps each character's probability and time step."""
+    def _decode(self, probs: np.ndarray, used_fraction: float, gaps: np.ndarray) -> LineReading:
+        """Greedy CTC decoding that keeps each character's probability and time step; spaces where the
+        image has a word gap that the model did not mark (see `word_gaps`)."""
         best = probs.argmax(axis=1)
         best_prob = probs.max(axis=1)
         keep = best != 0
@@ -139,11 +141,16 @@ class PpocrRecognizer:
         steps = np.flatnonzero(keep)
         if steps.size == 0:
             return LineReading("", 0.0)
-        chars = self._charset[best[steps]]
-        char_probs = best_prob[steps].astype(float)
         total_steps = probs.shape[0] * used_fraction
+        chars = list(self._charset[best[steps]])
+        char_probs = best_prob[steps].astype(float)
+        spaces = insert_spaces(chars, (steps + 0.5) / total_steps, gaps)
+        if spaces:
+            chars = list(np.insert(np.array(chars, dtype=object), spaces, " "))
+            char_probs = np.insert(char_probs, spaces, 1.0)
+            steps = np.insert(steps, spaces, steps[spaces])
         text = "".join(chars)
-        words = _split_words(list(chars), char_probs, steps, total_steps)
+        words = _split_words(chars, char_probs, steps, total_steps)
         stripped = text.strip()
         confidence = float(np.mean([p for c, p in zip(chars, char_probs, strict=True) if c != " "] or [0.0]))
         return LineReading(stripped, confidence, words)

@@ -75,3 +75,15 @@ def test_tesseract_survives_crops_with_empty_elements(engines: EngineSet) -> Non
     readings = engines.recognizers["tesseract"].recognize(crops, "en")
     assert len(readings) == 2
     assert all(0.0 <= r.confidence <= 1.0 for r in readings)
+
+
+def test_word_gaps_restore_spaces_the_model_drops(engines: EngineSet) -> None:
+    """A wide blank between `CASH` and `:` is a word space even where the recognizer glues them."""
+    from edge_node.engines.word_gaps import insert_spaces, word_gaps
+
+    image = rgb(render_lines(["CASH      :"], size=32))
+    gaps = word_gaps(image)
+    assert len(gaps) == 1 and 0.4 < gaps[0] < 0.9
+    assert insert_spaces(list("CASH:"), np.array([0.1, 0.2, 0.3, 0.4, 0.95]), gaps) == [4]
+    assert engines.recognizers["ppocr"].recognize([image], "en")[0].text == "CASH :"
+    assert word_gaps(np.full((40, 100, 3), 255, dtype=np.uint8)).size == 0
