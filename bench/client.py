@@ -1,6 +1,6 @@
 """The two ways the bench reaches the OCR pipeline, behind one protocol: in-process, or a running node over HTTP.
 
-* ``InProcessBackend`` builds the engines from ``EdgeConfig()`` once and calls
+* ``InProcessBackend`` builds the engines from the config (``EDGE_*`` variables apply) once and calls
   ``edge_node.pipeline.runner.run_image`` / ``run_line`` directly. ``edge_node`` is imported lazily, here only, so
   the metrics and the tests never need it.
 * ``HttpBackend`` POSTs multipart to ``{url}/api/v1/ocr/process`` (fields ``image``, ``type``, ``language``,
@@ -80,13 +80,13 @@ class InProcessBackend:
     name = "in-process"
 
     def __init__(self) -> None:
-        from edge_node.config import EdgeConfig
+        from edge_node.config import load_config
         from edge_node.engines.registry import build_engines
         from edge_node.errors import EdgeError
         from edge_node.pipeline import runner
 
         start = time.perf_counter()
-        self._engines = build_engines(EdgeConfig().ocr)
+        self._engines = build_engines(load_config().ocr)  # EDGE_* variables select engines to compare
         self.setup_ms = (time.perf_counter() - start) * 1000
         self._runner = runner
         self._edge_error = EdgeError

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -10,14 +11,17 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from edge_node import keys
+from edge_node.api.cors import cors_middleware, setup_cors
 from edge_node.api.middlewares import auth_middleware, error_middleware
+from edge_node.api.ratelimit import rate_limit_middleware, setup_rate_limits
 from edge_node.api.routes import setup_routes
 from edge_node.api.ws import EventHub
-from edge_node.auth import TokenVerifier, load_or_create_secret
+from edge_node.auth import build_verifier, load_or_create_secret
 from edge_node.config import EdgeConfig
 from edge_node.engines.registry import EngineSet, build_engines
+from edge_node.errors import ServiceUnavailableError
 from edge_node.store.db import Database
-from edge_node.store.images import ImageVault, load_or_create_key
+from edge_node.store.images import ImageVault, load_key, load_or_create_key
 from edge_node.sync.outbox import OutboxPublisher
 from edge_node.worker import JobQueue
 
@@ -30,12 +34,18 @@ BODY_SLACK_BYTES = 1_000_000
 def create_app(config: EdgeConfig, engines: EngineSet | None = None) -> web.Application:
     """Build the node; `engines` may be passed in to share loaded models (tests, benchmarks)."""
     max_body = int(config.limits.max_image_size_mb * 1_000_000 * config.limits.max_batch_images) + BODY_SLACK_BYTES
-    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=max_body)
+    # Order matters: errors become envelopes outermost; preflights are answered before auth; quotas need the caller.
+    app = web.Application(
+        middlewares=[error_middleware, cors_middleware, auth_middleware, rate_limit_middleware],
+        client_max_size=max_body,
+    )
     app[keys.CONFIG] = config
     app[keys.STARTED_AT] = time.monotonic()
     secret, _generated = load_or_create_secret(config.auth.jwt_secret, config.storage.data_dir)
-    app[keys.VERIFIER] = TokenVerifier(secret, config.auth.shop_id, config.auth.leeway_seconds)
+    app[keys.VERIFIER] = build_verifier(config.auth, secret)
     app[keys.EVENTS] = EventHub()
+    setup_cors(app, config.server.cors_origins)
+    setup_rate_limits(app, config.rate_limit)
     setup_routes(app)
 
     async def state(app: web.Application) -> AsyncIterator[None]:
@@ -45,13 +55,8 @@ def create_app(config: EdgeConfig, engines: EngineSet | None = None) -> web.Appl
         app[keys.ENGINES] = engines if engines is not None else await loop.run_in_executor(
             None, build_engines, config.ocr
         )
-        vault = None
-        if config.storage.store_images:
-            key = await loop.run_in_executor(None, load_or_create_key, config.storage.key_path)
-            vault = ImageVault(config.storage.data_dir / "images", key, config.storage.retention_days)
-            purged = await db.run(vault.purge_expired)
-            if purged:
-                _LOGGER.info("purged %d images past retention", purged)
+        vault = await loop.run_in_executor(None, _build_vault, config)
+        app[keys.VAULT] = vault
         queue = JobQueue(config, db, app[keys.ENGINES], vault)
         app[keys.QUEUE] = queue
         queue.add_listener(app[keys.EVENTS].publish)
@@ -62,7 +67,13 @@ def create_app(config: EdgeConfig, engines: EngineSet | None = None) -> web.Appl
             queue.add_listener(publisher.job_event)
             app[keys.SYNC] = publisher
             await publisher.start()
+        retention = asyncio.create_task(
+            _purge_periodically(db, vault, config.storage.purge_interval_seconds), name="image-retention"
+        )
         yield
+        retention.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await retention
         if publisher is not None:
             await publisher.stop()
         await queue.stop(grace_seconds=config.worker.processing_timeout_seconds)
@@ -70,3 +81,24 @@ def create_app(config: EdgeConfig, engines: EngineSet | None = None) -> web.Appl
 
     app.cleanup_ctx.append(state)
     return app
+
+
+def _build_vault(config: EdgeConfig) -> ImageVault:
+    """The image vault with the current key and the retired ones (for reading and lazy re-encryption)."""
+    storage = config.storage
+    key = load_or_create_key(storage.key_path)
+    old_keys = [load_key(path) for path in storage.image_old_key_files]
+    return ImageVault(storage.data_dir / "images", key, storage.retention_days, old_keys, store=storage.store_images)
+
+
+async def _purge_periodically(db: Database, vault: ImageVault, interval_seconds: float) -> None:
+    """Delete images past retention at start-up and then every interval; a failing disk is retried next time."""
+    while True:
+        try:
+            purged = await db.run(vault.purge_expired)
+        except (ServiceUnavailableError, OSError) as err:
+            _LOGGER.warning("image retention purge failed: %s", err)
+        else:
+            if purged:
+                _LOGGER.info("purged %d images past retention", purged)
+        await asyncio.sleep(interval_seconds)

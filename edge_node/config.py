@@ -11,9 +11,10 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 ENV_PREFIX = "EDGE_"
 ENV_NESTED_DELIMITER = "__"
@@ -29,6 +30,8 @@ SEED_ENV: dict[str, tuple[str, str]] = {
     "EDGE_JWT_SECRET": ("auth", "jwt_secret"),
     "EDGE_SHOP_ID": ("auth", "shop_id"),
     "EDGE_NODE_ID": ("node", "node_id"),
+    "EDGE_RATE_LIMIT_USER_PER_MIN": ("rate_limit", "user_per_minute"),
+    "EDGE_RATE_LIMIT_SHOP_PER_HOUR": ("rate_limit", "shop_per_hour"),
 }
 
 EngineKey = Literal["ppocr", "tesseract"]
@@ -43,7 +46,24 @@ class ServerConfig(_Section):
 
     host: str = Field("0.0.0.0", description="Listen address; 0.0.0.0 serves the shop LAN.")
     port: int = Field(8000, ge=1, le=65535, description="Listen port.")
-    cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS (exact matches).")
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins allowed by CORS, exact matches such as https://pos.example.com (no '*', no path).",
+    )
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _exact_origins(cls, origins: list[str]) -> list[str]:
+        """Browsers send `scheme://host[:port]` in lower case; a wildcard would defeat the allow-list."""
+        normalized = []
+        for origin in origins:
+            parsed = urlsplit(origin.strip())
+            if "*" in origin or parsed.scheme not in ("http", "https") or not parsed.netloc:
+                raise ValueError(f"{origin!r} is not an exact origin like https://pos.example.com (no wildcards)")
+            if parsed.path or parsed.query or parsed.fragment or "@" in parsed.netloc:
+                raise ValueError(f"{origin!r}: an origin has no path, query, fragment or user info")
+            normalized.append(f"{parsed.scheme}://{parsed.netloc}".lower())
+        return normalized
 
 
 class NodeConfig(_Section):
@@ -65,6 +85,13 @@ class StorageConfig(_Section):
     image_key_file: Path | None = Field(
         None, description="32-byte AES key file for stored images; default DATA_DIR/keys/images.key."
     )
+    image_old_key_files: list[Path] = Field(
+        default_factory=list,
+        description="Retired image keys: blobs written with them stay readable and are re-encrypted on read.",
+    )
+    purge_interval_seconds: float = Field(
+        3600, gt=0, description="How often images past retention are purged (also once at start-up)."
+    )
 
     @property
     def key_path(self) -> Path:
@@ -81,10 +108,31 @@ class StorageConfig(_Section):
         return self.data_dir / "edge.sqlite3"
 
 
-class AuthConfig(_Section):
-    """JWT verification (HS256 shared secret)."""
+class JwtKeyConfig(_Section):
+    """One verification key, selected by the token's `kid` header: an HS256 secret or an Ed25519 public key."""
 
-    jwt_secret: str | None = Field(None, description="HS256 secret; generated and stored in DATA_DIR when unset.")
+    secret: str | None = Field(None, min_length=16, description="HS256 shared secret.")
+    public_key_file: Path | None = Field(None, description="PEM file of an Ed25519 public key (tokens use EdDSA).")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> JwtKeyConfig:
+        if (self.secret is None) == (self.public_key_file is None):
+            raise ValueError("set exactly one of secret or public_key_file")
+        return self
+
+
+class AuthConfig(_Section):
+    """JWT verification: HS256 shared secret and/or EdDSA public key; `kid` selects among rotated keys."""
+
+    jwt_secret: str | None = Field(
+        None, description="Default HS256 secret (tokens without kid); generated and stored in DATA_DIR when unset."
+    )
+    jwt_public_key_file: Path | None = Field(
+        None, description="Default Ed25519 public key (PEM) for EdDSA tokens without kid."
+    )
+    keys: dict[str, JwtKeyConfig] = Field(
+        default_factory=dict, description="Keys by kid, for rotation: a token with a kid header must use one of these."
+    )
     shop_id: str = Field("shop-1", min_length=1, description="The shop this node serves; tokens must carry it.")
     leeway_seconds: int = Field(30, ge=0, description="Clock skew tolerated on exp.")
 
@@ -137,6 +185,13 @@ class WorkerConfig(_Section):
     )
 
 
+class RateLimitConfig(_Section):
+    """Request quotas of the OCR endpoints (429 QUOTA_EXCEEDED past them); 0 disables a limit (benchmarks)."""
+
+    user_per_minute: int = Field(100, ge=0, description="Requests one user may make in any 60 s window.")
+    shop_per_hour: int = Field(1000, ge=0, description="Requests one shop may make in any 3600 s window.")
+
+
 class CacheConfig(_Section):
     """Result cache keyed by image hash and options."""
 
@@ -176,6 +231,7 @@ class EdgeConfig(_Section):
     worker: WorkerConfig = Field(default_factory=WorkerConfig, description="Job queue workers.")
     sync: SyncConfig = Field(default_factory=SyncConfig, description="Sync to the central service.")
     cache: CacheConfig = Field(default_factory=CacheConfig, description="Result cache.")
+    rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig, description="Request quotas.")
 
 
 class ConfigError(Exception):

@@ -8,6 +8,7 @@ commit), so the only side effect of a run is that final transaction, which is gu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import threading
@@ -21,6 +22,7 @@ from edge_node.config import EdgeConfig
 from edge_node.engines.registry import EngineSet
 from edge_node.errors import EdgeError, ModelError, ProcessingTimeoutError, ServiceUnavailableError
 from edge_node.pipeline.runner import PipelineLimits, run_image
+from edge_node.store import audit
 from edge_node.store import jobs as job_store
 from edge_node.store.db import Database
 from edge_node.store.images import ImageVault
@@ -199,11 +201,16 @@ class JobQueue:
                 try:
                     await asyncio.wait_for(self._wakeup.wait(), poll)
                 except TimeoutError:
-                    await self._db.run(job_store.requeue_expired_leases)
+                    with contextlib.suppress(ServiceUnavailableError):  # storage failing: logged by the claim
+                        await self._db.run(job_store.requeue_expired_leases)
                 continue
             self.busy_workers += 1
             try:
                 await self._process(job)
+            except ServiceUnavailableError as err:
+                # Storage failed while the outcome was being written: the job keeps its lease and runs again
+                # once the lease expires; the worker lives on.
+                _LOGGER.warning("worker %d: job %s outcome not stored: %s", number, job.id, err.message)
             finally:
                 self.busy_workers -= 1
 
@@ -270,9 +277,10 @@ class JobQueue:
         vault = self._vault
         if vault is None:
             raise ModelError("the job's image was not kept (storage.store_images is off) and the node restarted")
-        image = await self._db.run(lambda _conn: vault.get(job.id))
+        access = audit.worker_access(job.shop_id, f"process job (attempt {job.attempts})")
+        image = await self._db.run(vault.read, job.id, access)
         if image is None:
-            raise ModelError("the job's image is no longer stored")
+            raise ModelError("the job's image is not stored (store_images off, or purged) and the node restarted")
         return image
 
     async def _fail(self, job: JobRecord, error: EdgeError) -> None:

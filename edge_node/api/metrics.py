@@ -18,8 +18,8 @@ async def _collect(request: web.Request) -> dict[str, Any]:
     db = request.app[keys.DATABASE]
     document = await db.run(metric_store.summary)
     document["queue"] = await db.run(job_store.queue_counts)
-    # Accuracy needs ground truth; it comes from clerks' corrections, none of which exist until they are sent.
-    document["model_accuracy"] = {"overall": None, "by_field": {}, "corrections": 0}
+    # Accuracy needs ground truth: clerks' corrections (POST /ocr/jobs/{id}/corrections); None before the first.
+    document["model_accuracy"] = await db.run(metric_store.accuracy)
     return document
 
 
@@ -54,4 +54,27 @@ def to_prometheus(document: dict[str, Any]) -> str:
     lines += [f'zakpos_ocr_errors_total{{code="{code}"}} {n}' for code, n in sorted(document["errors_by_type"].items())]
     lines += ["# HELP zakpos_ocr_jobs Jobs by status.", "# TYPE zakpos_ocr_jobs gauge"]
     lines += [f'zakpos_ocr_jobs{{status="{status}"}} {n}' for status, n in sorted(document["queue"].items())]
+    lines += _accuracy_lines(document.get("model_accuracy") or {})
     return "\n".join(lines) + "\n"
+
+
+def _accuracy_lines(accuracy: dict[str, Any]) -> list[str]:
+    """Accuracy from corrections; the gauges have no sample until the first correction (unknown, not 0)."""
+    lines = [
+        "# HELP zakpos_ocr_accuracy Share (0-1) of corrected fields the node had right, over all corrections.",
+        "# TYPE zakpos_ocr_accuracy gauge",
+    ]
+    if accuracy.get("overall") is not None:
+        lines.append(f"zakpos_ocr_accuracy {accuracy['overall']}")
+    lines += [
+        "# HELP zakpos_ocr_field_accuracy Share (0-1) of corrections of one field that the node had right.",
+        "# TYPE zakpos_ocr_field_accuracy gauge",
+    ]
+    lines += [f'zakpos_ocr_field_accuracy{{field="{name}"}} {value}'
+              for name, value in sorted(accuracy.get("by_field", {}).items())]
+    lines += [
+        "# HELP zakpos_ocr_corrections Jobs whose fields a clerk corrected.",
+        "# TYPE zakpos_ocr_corrections gauge",
+        f"zakpos_ocr_corrections {accuracy.get('corrections', 0)}",
+    ]
+    return lines

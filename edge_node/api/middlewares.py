@@ -1,5 +1,5 @@
 """Middlewares: every error becomes an envelope (never a bare 500 with a trace), and every route but the
-public ones needs a valid token of this node's shop."""
+public ones needs a valid token of this node's shop; `admin_of` / `admin_only` guard the admin routes."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from edge_node.api.envelope import failure
 from edge_node.auth import Principal
 from edge_node.errors import (
     EdgeError,
+    ForbiddenError,
     NotFoundError,
     PayloadTooLargeError,
     UnauthorizedError,
@@ -35,6 +36,25 @@ def principal_of(request: web.Request) -> Principal:
     if not isinstance(principal, Principal):
         raise UnauthorizedError("authentication required")
     return principal
+
+
+def admin_of(request: web.Request) -> Principal:
+    """The caller, who must have the `admin` role (403 otherwise)."""
+    principal = principal_of(request)
+    if not principal.is_admin:
+        raise ForbiddenError("this needs the admin role", details={"role": principal.role})
+    return principal
+
+
+def admin_only(handler: Handler) -> Handler:
+    """Wrap a handler so that only admins reach it (used in the route table)."""
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        admin_of(request)
+        return await handler(request)
+
+    guarded.__doc__ = handler.__doc__
+    return guarded
 
 
 @web.middleware

@@ -1,4 +1,5 @@
-"""OCR endpoints: process (sync), process/async, batch. They validate, queue and wait; workers do the work."""
+"""OCR endpoints: process (sync), process/async, batch. They validate, strip the upload's metadata (after applying
+its orientation, in an executor), queue and wait; workers do the work."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from edge_node.errors import (
     ValidationFailedError,
     error_from_code,
 )
+from edge_node.pipeline.metadata import strip_metadata
 from edge_node.pipeline.preprocess import inspect_image
 from edge_node.store import cache as result_cache
 from edge_node.store import jobs as job_store
@@ -80,12 +82,12 @@ class OcrHandlers:
                 raise invalid
         loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(None, lambda: inspect_image(data, max_pixels=config.limits.max_image_pixels))
+            clean = await loop.run_in_executor(None, _checked_and_stripped, data, config.limits.max_image_pixels)
         except InvalidImageError as err:
             await db.run(job_store.insert_rejected, new_job, JobFailure(err.code.value, err.message), negative_ttl)
             raise
         try:
-            submitted = await queue.submit(new_job, data, queue_limit=config.worker.hard_queue_limit)
+            submitted = await queue.submit(new_job, clean, queue_limit=config.worker.hard_queue_limit)
         except QueueFullError as full:
             retry_after = max(1, math.ceil(queue.estimate_seconds(full.depth)))
             quota = QuotaExceededError(
@@ -189,6 +191,15 @@ class OcrHandlers:
         worker = request.app[keys.CONFIG].worker
         # A sync caller waits for the job's own time bound plus a retry; after that it gets TIMEOUT and the job id.
         return worker.processing_timeout_seconds * 2 + 5
+
+
+def _checked_and_stripped(data: bytes, max_pixels: int) -> bytes:
+    """Header check (size caps) first, then the upload upright and without metadata: what is stored and run.
+
+    The job keeps the hash of the bytes as uploaded, so the cache still answers a repeated upload before
+    any decoding."""
+    inspect_image(data, max_pixels=max_pixels)
+    return strip_metadata(data)
 
 
 def _idempotency_key(request: web.Request) -> str | None:

@@ -28,11 +28,11 @@ def _json(description: str, data_schema: dict[str, Any]) -> dict[str, Any]:
 _ERRORS = {
     "400": _json("Invalid request or image (VALIDATION_ERROR, INVALID_IMAGE)", {}),
     "401": _json("Missing, malformed, forged or expired token (UNAUTHORIZED)", {}),
-    "403": _json("Token of another shop (FORBIDDEN)", {}),
+    "403": _json("Token of another shop, or a role that may not do this (FORBIDDEN)", {}),
     "413": _json("Upload larger than MAX_IMAGE_SIZE_MB (PAYLOAD_TOO_LARGE)", {}),
     "415": _json("Not an image format the node reads (INVALID_IMAGE)", {}),
     "422": _json("Blank or unreadable image (LOW_QUALITY)", {}),
-    "429": _json("Queue full (QUOTA_EXCEEDED), with Retry-After", {}),
+    "429": _json("Queue full or rate limit reached (QUOTA_EXCEEDED), with Retry-After", {}),
     "500": _json("Engine failure (MODEL_ERROR)", {}),
     "503": _json("Storage failing or shutting down (SERVICE_UNAVAILABLE)", {}),
     "504": _json("Processing took too long (TIMEOUT)", {}),
@@ -44,6 +44,18 @@ _OPTION_PROPERTIES: dict[str, Any] = {
     "extract_barcodes": {"type": "boolean", "default": True},
     "language": {"type": "string", "enum": [lang.value for lang in Language], "default": "en"},
 }
+
+
+#: Sent on every response of the rate-limited /api/v1/ocr/ endpoints (the tighter of the user and shop quotas).
+_RATE_LIMIT_HEADERS: dict[str, Any] = {
+    "X-RateLimit-Limit": {"description": "Requests allowed in the window", "schema": {"type": "integer"}},
+    "X-RateLimit-Remaining": {"description": "Requests left in the window", "schema": {"type": "integer"}},
+    "X-RateLimit-Reset": {"description": "Seconds until one more request is allowed", "schema": {"type": "integer"}},
+}
+_ERRORS["429"]["headers"] = {
+    "Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}, **_RATE_LIMIT_HEADERS,
+}
+_JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
 
 
 def _multipart(file_field: str, many: bool) -> dict[str, Any]:
@@ -125,7 +137,11 @@ def build_document() -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "components": {
             "schemas": _components(),
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "securitySchemes": {"bearer": {
+                "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                "description": "HS256 (shared secret) or EdDSA (Ed25519) JWT; a kid header selects a rotated key. "
+                "Claims: sub, shop_id (this node's shop), exp, role (clerk | admin).",
+            }},
         },
         "paths": {
             "/api/v1/ocr/process": {
@@ -177,6 +193,54 @@ def build_document() -> dict[str, Any]:
                                   "401": _ERRORS["401"], "403": _ERRORS["403"]},
                 }
             },
+            "/api/v1/ocr/jobs/{job_id}/corrections": {
+                "post": {
+                    "summary": "Correct a completed job's structured fields; feeds model_accuracy and the export",
+                    "security": secured,
+                    "parameters": [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {
+                            "type": "object",
+                            "required": ["fields"],
+                            "properties": {"fields": {
+                                "type": "object", "minProperties": 1, "additionalProperties": False,
+                                "description": "Corrected values; names and types of StructuredFields "
+                                "(all but confidence). A field counts as right when it equals what the node returned.",
+                                "properties": {
+                                    name: prop for name, prop in _components()["StructuredFields"]["properties"].items()
+                                    if name != "confidence"
+                                },
+                            }},
+                        }}},
+                    },
+                    "responses": {
+                        "200": _json("The stored correction and the accuracy it implies", {"type": "object"}),
+                        "400": _ERRORS["400"], "401": _ERRORS["401"], "403": _ERRORS["403"],
+                        "404": _json("No such job", {}), "409": _json("The job is not completed", {}),
+                        "413": _ERRORS["413"],
+                    },
+                }
+            },
+            "/api/v1/ocr/corrections/export": {
+                "get": {
+                    "summary": "Labelled data set (admin): a tar of images/<job>.<ext> + labels/<job>.json + "
+                    "manifest.jsonl for corrected jobs whose image is still stored",
+                    "security": secured,
+                    "responses": {
+                        "200": {"description": "The archive, streamed",
+                                "content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}}}},
+                        "401": _ERRORS["401"], "403": _json("Not an admin, or a token of another shop", {}),
+                    },
+                }
+            },
+            "/": {
+                "get": {
+                    "summary": "The scan page for the shop's tablets (HTML; its files are under /static/)",
+                    "security": [],
+                    "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}},
+                }
+            },
             "/api/v1/ocr/ws": {
                 "get": {
                     "summary": "WebSocket of job events (job_queued, job_started, job_progress, job_completed, "
@@ -193,7 +257,34 @@ def build_document() -> dict[str, Any]:
                     "security": secured,
                     "parameters": [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}],
                     "responses": {"200": _json("The job", {"$ref": _REF + "Job"}), "404": _json("No such job", {}),
-                                  "401": _ERRORS["401"], "403": _ERRORS["403"]},
+                                  "401": _ERRORS["401"], "403": _ERRORS["403"], "429": _ERRORS["429"]},
+                },
+                "delete": {
+                    "summary": "Delete a finished job, its stored image and its unsent results (admin)",
+                    "security": secured,
+                    "parameters": [_JOB_ID],
+                    "responses": {
+                        "200": _json("Deleted", {"type": "object", "properties": {
+                            "job_id": {"type": "string"}, "deleted": {"type": "boolean"},
+                            "image_deleted": {"type": "boolean"}, "unsent_results_redacted": {"type": "integer"}}}),
+                        "404": _json("No such job", {}), "409": _json("The job is still queued or processing", {}),
+                        "401": _ERRORS["401"], "403": _ERRORS["403"], "429": _ERRORS["429"],
+                    },
+                },
+            },
+            "/api/v1/ocr/jobs/{job_id}/image": {
+                "get": {
+                    "summary": "The job's stored upload, decrypted and without metadata (admin; the read is audited)",
+                    "security": secured,
+                    "parameters": [_JOB_ID, {"name": "reason", "in": "query", "description": "Why (audit log)",
+                                             "schema": {"type": "string", "maxLength": 200}}],
+                    "responses": {
+                        "200": {"description": "The image", "content": {
+                            "image/*": {"schema": {"type": "string", "format": "binary"}}}},
+                        "404": _json("No such job, or its image is not stored (off, purged)", {}),
+                        "401": _ERRORS["401"], "403": _ERRORS["403"], "429": _ERRORS["429"],
+                        "503": _ERRORS["503"],
+                    },
                 }
             },
             "/api/v1/health": {
@@ -207,7 +298,8 @@ def build_document() -> dict[str, Any]:
                 "get": {
                     "summary": "Metrics (JSON; Prometheus text with Accept: text/plain)",
                     "security": secured,
-                    "responses": {"200": _json("Metrics", {"type": "object"}), "401": _ERRORS["401"]},
+                    "responses": {"200": _json("Metrics", {"type": "object"}), "401": _ERRORS["401"],
+                                  "403": _json("Not an admin, or a token of another shop", {})},
                 }
             },
             "/api/v1/metrics/prometheus": {
@@ -215,7 +307,7 @@ def build_document() -> dict[str, Any]:
                     "summary": "Metrics in the Prometheus text format",
                     "security": secured,
                     "responses": {"200": {"description": "Prometheus text", "content": {"text/plain": {}}},
-                                  "401": _ERRORS["401"]},
+                                  "401": _ERRORS["401"], "403": _json("Not an admin, or a token of another shop", {})},
                 }
             },
             "/api/v1/openapi.json": {

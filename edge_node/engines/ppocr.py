@@ -31,6 +31,11 @@ REC_BATCH = 8
 REC_MIN_WIDTH = 16
 #: Lines wider than this (after scaling to 48 px height) are read in one go anyway; PP-OCR handles ~100 chars.
 REC_MAX_WIDTH = 3200
+#: Unicode ranges an English reading may use: ASCII, Latin-1 and Latin Extended-A, general punctuation,
+#: currency signs, letterlike symbols (No., TM) and number forms.
+LATIN_TEXT_RANGES = ((0x20, 0x7E), (0xA0, 0x17F), (0x2010, 0x205E), (0x20A0, 0x20CF), (0x2100, 0x215F))
+#: Symbols outside those ranges that still mean something on a price tag or receipt.
+EXTRA_SYMBOLS = frozenset("円×÷•")
 #: Detector output sizes must be multiples of 32 (the network downsamples five times).
 DET_STRIDE = 32
 
@@ -111,6 +116,7 @@ class PpocrRecognizer:
             raise ModelError("PP-OCR recognizer has no character list in its metadata")
         # Index 0 is the CTC blank; the model's last class is a space.
         self._charset = np.array(["", *characters.splitlines(), " "], dtype=object)
+        self._allowed = np.array([i == 0 or _is_latin_text(c) for i, c in enumerate(self._charset)])
 
     def recognize(self, crops: list[np.ndarray], language: str = "en") -> list[LineReading]:
         """Read each crop as one line; crops are batched by similar aspect ratio to limit padding."""
@@ -134,6 +140,7 @@ class PpocrRecognizer:
     def _decode(self, probs: np.ndarray, used_fraction: float, gaps: np.ndarray) -> LineReading:
         """Greedy CTC decoding that keeps each character's probability and time step; spaces where the
         image has a word gap that the model did not mark (see `word_gaps`)."""
+        probs = np.where(self._allowed, probs, 0.0)
         best = probs.argmax(axis=1)
         best_prob = probs.max(axis=1)
         keep = best != 0
@@ -154,6 +161,15 @@ class PpocrRecognizer:
         stripped = text.strip()
         confidence = float(np.mean([p for c, p in zip(chars, char_probs, strict=True) if c != " "] or [0.0]))
         return LineReading(stripped, confidence, words)
+
+
+def _is_latin_text(char: str) -> bool:
+    """Characters an English (Latin-script) reading may contain: the model also knows 15,000 CJK characters,
+    which on receipts only ever appear as misreadings of `*`, `:` and the like."""
+    if not char:
+        return False
+    code = ord(char[0])
+    return any(low <= code <= high for low, high in LATIN_TEXT_RANGES) or char in EXTRA_SYMBOLS
 
 
 def _scaled_width(crop: np.ndarray) -> int:

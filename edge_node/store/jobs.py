@@ -322,6 +322,50 @@ def retry_dead(conn: sqlite3.Connection, job_id: str, shop_id: str, max_attempts
         return _get(conn, job_id) if updated else None
 
 
+@dataclass(frozen=True, slots=True)
+class DeletedJob:
+    """What `delete_job` found: the job as it was (None: no such job of the shop) and whether it was removed."""
+
+    job: JobRecord | None
+    deleted: bool
+    redacted_outbox_rows: int = 0
+
+
+def delete_job(conn: sqlite3.Connection, job_id: str, shop_id: str) -> DeletedJob:
+    """Remove a finished job of the shop with its error log, corrections and cache entry, in one transaction.
+
+    A queued or processing job is left alone (`deleted` False): its worker would otherwise still write it.
+    Outbox rows of the job not yet acknowledged by central keep their seq (central acks contiguous seqs, so a
+    deleted row would stall the sync) but lose their content: they become a `deleted` event, so that neither
+    a resend nor a later publish brings the result back. No new row can appear: every later write of the
+    job (complete, fail, retry) is guarded by its status, and the row is gone.
+    """
+    with transaction(conn):
+        row = conn.execute(
+            "SELECT * FROM ocr_processing_jobs WHERE id = ? AND shop_id = ?", (job_id, shop_id)
+        ).fetchone()
+        if row is None:
+            return DeletedJob(None, False)
+        job = JobRecord.from_row(row)
+        if not job.status.is_final:
+            return DeletedJob(job, False)
+        conn.execute("DELETE FROM ocr_processing_jobs WHERE id = ?", (job_id,))
+        conn.execute("DELETE FROM ocr_error_logs WHERE job_id = ?", (job_id,))
+        conn.execute("DELETE FROM ocr_corrections WHERE job_id = ?", (job_id,))
+        if job.image_hash is not None:
+            conn.execute("DELETE FROM result_cache WHERE key = ?",
+                         (result_cache.cache_key(job.image_hash, job.options),))
+        tombstone = {**_event(job), "status": "deleted", "deleted_at": utc_now()}
+        tombstone.pop("result", None)
+        tombstone.pop("error", None)
+        redacted = conn.execute(
+            "UPDATE outbox SET payload = ?"
+            " WHERE kind IN ('results', 'errors') AND json_extract(payload, '$.job_id') = ?",
+            (json.dumps(tombstone), job_id),
+        ).rowcount
+    return DeletedJob(job, True, redacted)
+
+
 def queue_counts(conn: sqlite3.Connection) -> dict[str, int]:
     """Jobs per status."""
     counts = {status.value: 0 for status in JobStatus}

@@ -46,3 +46,25 @@ def summary(conn: sqlite3.Connection) -> dict[str, Any]:
         "errors_by_type": errors,
         "by_model": by_model,
     }
+
+
+def accuracy(conn: sqlite3.Connection) -> dict[str, Any]:
+    """`model_accuracy` from clerks' corrections: a field counts as right when the clerk kept what the node returned.
+
+    `overall` is right fields / compared fields over every corrected job (None before the first correction),
+    `by_field` the same per field, `corrections` the number of corrected jobs.
+    """
+    by_field: dict[str, float] = {}
+    right = checked = 0
+    for row in conn.execute(
+        "SELECT field, SUM(correct) AS right, COUNT(*) AS n FROM ocr_correction_fields GROUP BY field ORDER BY field"
+    ):
+        by_field[row["field"]] = round(row["right"] / row["n"], 4)
+        right += row["right"]
+        checked += row["n"]
+    corrections = int(conn.execute("SELECT COUNT(*) FROM ocr_corrections").fetchone()[0])
+    return {
+        "overall": round(right / checked, 4) if checked else None,
+        "by_field": by_field,
+        "corrections": corrections,
+    }

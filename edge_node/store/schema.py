@@ -77,6 +77,41 @@ MIGRATIONS: list[str] = [
         expires_at REAL NOT NULL
     );
     """,
+    # 2: clerks' corrections of structured fields (ground truth for accuracy and the labelled export).
+    """
+    CREATE TABLE ocr_corrections (
+        job_id TEXT PRIMARY KEY,
+        shop_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        model_used TEXT,
+        fields TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX idx_corrections_shop_updated ON ocr_corrections(shop_id, updated_at);
+    CREATE TABLE ocr_correction_fields (
+        job_id TEXT NOT NULL REFERENCES ocr_corrections(job_id) ON DELETE CASCADE,
+        field TEXT NOT NULL,
+        returned TEXT,
+        corrected TEXT,
+        correct INTEGER NOT NULL,
+        PRIMARY KEY (job_id, field)
+    );
+    """,
+    # 3: who read (or deleted) which stored image, when and why (DESIGN §7); kept after the image is purged.
+    """
+    CREATE TABLE image_audit_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        job_id TEXT NOT NULL,
+        shop_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        role TEXT NOT NULL,
+        action TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        at TEXT NOT NULL
+    );
+    CREATE INDEX idx_image_audit_job ON image_audit_log(job_id);
+    """,
 ]
 
 

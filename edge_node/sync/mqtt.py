@@ -45,7 +45,7 @@ QUEUED_PER_WINDOW_SLOT = 4
 
 #: The sync threads (paho's network loop, the envelope builder) run at this nice value: when OCR and sync compete
 #: for the cores, the scheduler favours OCR (CFS weight 1024 vs 15); an idle node still syncs at full speed.
-SYNC_THREAD_NICE = 10
+SYNC_THREAD_NICE = 19
 
 MessageHandler = Callable[[str, bytes], None]
 ConnectHandler = Callable[[bool], None]
@@ -119,6 +119,7 @@ class MqttLink:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connected = threading.Event()
         self._failures_logged = 0
+        self._stopping = False
         client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
         if settings.username is not None:
             client.username_pw_set(settings.username, settings.password)
@@ -176,6 +177,7 @@ class MqttLink:
 
     def stop(self, farewell: tuple[str, bytes] | None = None, timeout: float = 2.0) -> None:
         """Publish `farewell` (retained) if connected, DISCONNECT, and join the network thread. Blocking."""
+        self._stopping = True
         if farewell is not None and self.connected:
             info = self.client.publish(farewell[0], farewell[1], qos=QOS, retain=True)
             try:
@@ -216,6 +218,9 @@ class MqttLink:
         if was_connected:
             for handler in self._on_disconnect:
                 self.hand_off(handler, str(reason))
+        if self._stopping:
+            _LOGGER.info("MQTT link to %s:%d closed", self.address.host, self.address.port)
+            return
         self._schedule_reconnect(client, f"disconnected ({reason})")
 
     def _handle_message(self, _client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:

@@ -5,7 +5,11 @@ One task drains the outbox: it reads rows after the highest seq sent (Database.r
 central's ack, and sends a row again when no ack covers it within `ack_timeout_seconds`. An `Ack(seq)` from
 central on `ack_topic(shop, node)` deletes every row up to seq; the broker's PUBACK alone deletes nothing.
 Another task queues a metrics snapshot every `metrics_interval_seconds` and refreshes the retained status.
-Envelopes are built and handed to paho on a thread of their own, so the event loop never does sync work of size.
+
+Cost control (sync must never slow OCR): envelopes are built and handed to paho on a thread of their own, which
+like paho's network thread runs at a low CPU priority (see `mqtt.SYNC_THREAD_NICE`); acks, which central sends
+per message, are parsed on the network thread and only the highest is handed to the event loop; the window is
+refilled in batches, so a draining backlog costs one read and one hand-off per batch, not per row.
 """
 
 from __future__ import annotations
@@ -112,7 +116,7 @@ class OutboxPublisher:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.link.stop, (self._status_topic, self._status("offline")))
-        self._executor.shutdown(wait=True)
+        await loop.run_in_executor(None, self._executor.shutdown)
 
     def wake(self) -> None:
         """New rows may be waiting: drain now instead of at the next poll."""

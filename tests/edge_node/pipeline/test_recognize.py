@@ -28,11 +28,12 @@ class FakeEngine:
 CROPS = [np.zeros((10, 10, 3), dtype=np.uint8)] * 3
 
 
-def test_only_weak_lines_go_to_the_fallback_and_the_better_wins() -> None:
-    primary = FakeEngine("p", [LineReading("good", 0.95), LineReading("w3ak", 0.5), LineReading("bad", 0.6)])
-    fallback = FakeEngine("f", [LineReading("weak", 0.9), LineReading("bed", 0.4)])
+def test_only_weak_lines_go_to_the_fallback_and_a_clearly_surer_reading_wins() -> None:
+    primary = FakeEngine("p", [LineReading("good", 0.95), LineReading("w3ak", 0.5), LineReading("bad", 0.7)])
+    fallback = FakeEngine("f", [LineReading("weak", 0.9), LineReading("bed", 0.85)])
     chosen = recognize_crops(CROPS, "en", 0.8, primary, fallback)
     assert fallback.calls == [2]
+    # 0.9 beats 0.5 by more than the margin; 0.85 over 0.7 is not clearly surer.
     assert [(c.reading.text, c.engine) for c in chosen] == [("good", "p"), ("weak", "f"), ("bad", "p")]
 
 
