@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     accuracy.add_argument("--docs", type=Path, default=DOCS_PATH, help="The Markdown file to update.")
     accuracy.add_argument("--no-docs", action="store_true", help="Do not touch the Markdown file.")
     accuracy.add_argument("--quiet", action="store_true", help="No progress lines on stderr.")
+    commands.add_parser("queue", help="Queue throughput, cache hits and crash recovery against a real node.")
     return parser
 
 
@@ -107,6 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    if args.command == "queue":
+        from bench.queue_speed import main as queue_main
+
+        return queue_main()
     if not args.data.is_dir():
         print(f"benchmark data folder not found: {args.data}", file=sys.stderr)
         return 2

@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from central_sync import __version__
 from central_sync.config import CentralConfig
+from central_sync.dashboard import setup_dashboard
 from central_sync.db.engine import create_engine, ping
 from central_sync.db.migrate import upgrade
 from central_sync.db.models import kafka_outbox
@@ -98,5 +99,6 @@ def create_app(config: CentralConfig) -> web.Application:
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_workers)
     app.router.add_get("/api/v1/health", health)
+    setup_dashboard(app)  # /dashboard/ and /api/v1/dashboard/...
     _LOGGER.debug("central app created")
     return app

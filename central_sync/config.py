@@ -124,6 +124,18 @@ class KafkaConfig(_Section):
     retention_hours: float = Field(24.0, gt=0, description="Sent outbox rows are deleted after this long.")
 
 
+class DashboardConfig(_Section):
+    """The dashboard page (/dashboard/) and its JSON API (/api/v1/dashboard/...)."""
+
+    jwt_secret: str | None = Field(
+        None,
+        description="HS256 secret that signs dashboard bearer tokens (claims: sub; role 'operator' sees every shop, "
+        "otherwise shop_id limits the caller to that shop). While unset the dashboard API answers 503.",
+    )
+    leeway_seconds: int = Field(30, ge=0, description="Clock skew tolerated on a token's exp.")
+    max_range_days: int = Field(93, ge=1, description="Longest time range one dashboard query may cover.")
+
+
 class CentralConfig(_Section):
     """Root configuration of the central service."""
 
@@ -132,6 +144,7 @@ class CentralConfig(_Section):
     mqtt: MqttConfig = Field(default_factory=MqttConfig, description="MQTT broker.")
     ingest: IngestConfig = Field(default_factory=IngestConfig, description="Ingest batching.")
     kafka: KafkaConfig = Field(default_factory=KafkaConfig, description="Kafka relay.")
+    dashboard: DashboardConfig = Field(default_factory=DashboardConfig, description="Dashboard page and API.")
 
     def topic_for(self, kind: str) -> str:
         """Kafka topic of an outbox kind: completed, failed or metrics."""

@@ -191,7 +191,7 @@ def test_in_process_backend_uses_the_runner_contract(monkeypatch: pytest.MonkeyP
 
     seen: dict[str, Any] = {}
     config = types.ModuleType("edge_node.config")
-    config.EdgeConfig = lambda: types.SimpleNamespace(ocr="ocr-section")  # type: ignore[attr-defined]
+    config.load_config = lambda: types.SimpleNamespace(ocr="ocr-section")  # type: ignore[attr-defined]
     registry = types.ModuleType("edge_node.engines.registry")
     registry.build_engines = lambda section: seen.setdefault("engines", f"engines({section})")  # type: ignore[attr-defined]
     runner = types.ModuleType("edge_node.pipeline.runner")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ import aiohttp
 from edge_process import EdgeProcess
 from support import encode, render_lines
 
+_LOGGER = logging.getLogger(__name__)
 JOBS = 50
 
 
@@ -76,8 +78,8 @@ def test_sigkill_mid_queue_completes_every_job_exactly_once(tmp_path: Path) -> N
         assert sorted(r["id"] for r in rows) == sorted(job_ids)
         assert all(r["status"] == "completed" and json.loads(r["result"])["text"] for r in rows)
         assert sorted(p["job_id"] for p in outbox) == sorted(job_ids)  # one outbox row per job: exactly once
-        print(f"\nrecovery: {done_before}/{JOBS} done at the kill; healthy {healthy_after:.2f} s after restart; "
-              f"all {JOBS} completed {recovery:.2f} s after restart ({drained_after:.2f} s after healthy)")
+        _LOGGER.info("recovery: %d/%d done at the kill; healthy %.2f s after restart; all completed %.2f s after"
+                     " restart (%.2f s after healthy)", done_before, JOBS, healthy_after, recovery, drained_after)
     finally:
         node.kill()
 
@@ -119,6 +121,7 @@ def test_load_burst_is_answered_and_every_accepted_job_completes(tmp_path: Path)
         accepted = sum(1 for s in statuses if s in (200, 202))
         _wait_for(lambda: _count(node, "completed") == accepted, 300)
         assert _count(node, "queued") == 0 and _count(node, "processing") == 0
-        print(f"\nload: {statuses.count(200)} x 200, {statuses.count(202)} x 202, {statuses.count(429)} x 429")
+        _LOGGER.info("load: %d x 200, %d x 202, %d x 429", statuses.count(200), statuses.count(202),
+                     statuses.count(429))
     finally:
         node.kill()

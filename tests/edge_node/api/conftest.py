@@ -27,6 +27,11 @@ def auth(shop_id: str = "shop-a", user_id: str = "clerk-1") -> dict[str, str]:
     return {"Authorization": f"Bearer {token_for(shop_id, user_id)}"}
 
 
+def admin_auth(shop_id: str = "shop-a", user_id: str = "admin-1") -> dict[str, str]:
+    """Headers of an admin of the shop (metrics, retry, delete, stored images)."""
+    return {"Authorization": f"Bearer {token_for(shop_id, user_id, role='admin')}"}
+
+
 def form(image: bytes | None, filename: str = "photo.png", field: str = "image", **fields: str) -> FormData:
     data = FormData()
     if image is not None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import SECRET, ClientFactory, auth, form, token_for
+from conftest import SECRET, ClientFactory, admin_auth, auth, form, token_for
 from support import encode, render_lines
 
 from edge_node.config import EdgeConfig
@@ -82,7 +82,7 @@ async def test_bad_input(
     # The node keeps serving, and the refused request is a failed job row with its code.
     ok = await client.post("/api/v1/ocr/process", data=form(GOOD), headers=auth())
     assert ok.status == 200
-    metrics = (await (await client.get("/api/v1/metrics", headers=auth())).json())["data"]
+    metrics = (await (await client.get("/api/v1/metrics", headers=admin_auth())).json())["data"]
     assert metrics["errors_by_type"] == {code: 1}
     assert metrics["total_requests"] == 2
 

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import numpy as np
-from conftest import ClientFactory, auth, form, token_for
+from conftest import ClientFactory, admin_auth, auth, form, token_for
 from support import encode, render_lines
 from test_errors import _broken_set, _fast_retries
 
@@ -92,7 +92,7 @@ async def test_cache_hit_is_a_cached_job_with_the_same_result(make_client: Clien
     other_options = (await (await client.post("/api/v1/ocr/process", data=form(image, type="receipt"),
                                               headers=auth())).json())["data"]
     assert other_options["cached"] is False
-    metrics = (await (await client.get("/api/v1/metrics", headers=auth())).json())["data"]
+    metrics = (await (await client.get("/api/v1/metrics", headers=admin_auth())).json())["data"]
     assert metrics["cached_requests"] == 1 and metrics["total_requests"] == 3
 
 

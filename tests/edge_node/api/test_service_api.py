@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import ClientFactory, auth, form
+from conftest import ClientFactory, admin_auth, auth, form
 from support import encode, render_lines
 
 from edge_node.api.openapi import RESULT_SCHEMA
@@ -23,14 +23,14 @@ async def test_metrics_json_and_prometheus(make_client: ClientFactory) -> None:
     client = await make_client()
     await client.post("/api/v1/ocr/process", data=form(encode(render_lines(["A 1"]))), headers=auth())
     await client.post("/api/v1/ocr/process", data=form(b"junk"), headers=auth())
-    data = (await (await client.get("/api/v1/metrics", headers=auth())).json())["data"]
+    data = (await (await client.get("/api/v1/metrics", headers=admin_auth())).json())["data"]
     assert data["total_requests"] == 2 and data["successful_requests"] == 1
     assert data["errors_by_type"] == {"INVALID_IMAGE": 1}
     assert data["average_processing_time_ms"] > 0
     assert set(data["model_accuracy"]) == {"overall", "by_field", "corrections"}
-    text = await (await client.get("/api/v1/metrics", headers={**auth(), "Accept": "text/plain"})).text()
+    text = await (await client.get("/api/v1/metrics", headers={**admin_auth(), "Accept": "text/plain"})).text()
     assert 'zakpos_ocr_requests_total{outcome="success"} 1' in text
-    assert text == await (await client.get("/api/v1/metrics/prometheus", headers=auth())).text()
+    assert text == await (await client.get("/api/v1/metrics/prometheus", headers=admin_auth())).text()
 
 
 async def test_openapi_matches_the_routes_and_the_responses(make_client: ClientFactory) -> None:

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import ssl
+import sys
+import threading
 from pathlib import Path
 
 import pytest
 
 from edge_node.config import ConfigError, SyncConfig
-from edge_node.sync.mqtt import Backoff, BrokerAddress, MqttLink, parse_broker_url
+from edge_node.sync.mqtt import (
+    SYNC_THREAD_NICE,
+    Backoff,
+    BrokerAddress,
+    MqttLink,
+    lower_thread_priority,
+    parse_broker_url,
+)
 from tests.edge_node.sync.brokers import Mosquitto, eventually
 from tests.edge_node.sync.conftest import settings
 
@@ -89,3 +99,18 @@ async def test_messages_and_connect_events_arrive_on_the_event_loop(broker: Mosq
     finally:
         await loop.run_in_executor(None, link.stop)
     assert not link.connected
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice values are a Linux feature")
+def test_sync_threads_run_at_a_lower_priority_than_the_rest() -> None:
+    seen: dict[str, int] = {}
+
+    def probe() -> None:
+        lower_thread_priority()
+        seen["sync"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    thread = threading.Thread(target=probe)
+    thread.start()
+    thread.join()
+    assert seen["sync"] == SYNC_THREAD_NICE
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < SYNC_THREAD_NICE  # this thread untouched

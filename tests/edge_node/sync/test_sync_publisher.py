@@ -57,7 +57,7 @@ async def test_unacked_rows_are_resent_after_the_ack_timeout(
         assert await eventually(lambda: len(central.seqs()) >= 6, 10)
         assert time.monotonic() - started >= 0.6  # not before the timeout
         assert central.seqs()[:6] == seqs + seqs  # all three again, in order
-        assert [row.attempts for row in db.run_sync(outbox_store.read_after, 0, 10)] >= [1, 1, 1]
+        assert all(row.attempts >= 1 for row in db.run_sync(outbox_store.read_after, 0, 10))  # resends counted
 
         central.ack(NODE)
         assert await eventually(lambda: backlog(db) == 0, 5)

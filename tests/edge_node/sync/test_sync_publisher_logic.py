@@ -29,7 +29,7 @@ class FakeLink:
         self.disconnect_handlers: list[Callable[[str], None]] = []
         self.connected = False
 
-    def subscribe(self, topic: str, handler: Callable[[str, bytes], None]) -> None:
+    def subscribe(self, topic: str, handler: Callable[[str, bytes], None], *, on_network_thread: bool = False) -> None:
         self.handlers[topic] = handler
 
     def on_connect(self, handler: Callable[[bool], None]) -> None:
@@ -38,8 +38,11 @@ class FakeLink:
     def on_disconnect(self, handler: Callable[[str], None]) -> None:
         self.disconnect_handlers.append(handler)
 
-    def start(self, _loop: object) -> None:
-        pass
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def hand_off(self, fn: Callable[..., None], *args: object) -> None:
+        self.loop.call_soon_threadsafe(fn, *args)
 
     def stop(self, farewell: tuple[str, bytes] | None = None, timeout: float = 2.0) -> None:
         if farewell is not None:
