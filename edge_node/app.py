@@ -44,6 +44,7 @@ def create_app(config: EdgeConfig, engines: EngineSet | None = None) -> web.Appl
     secret, _generated = load_or_create_secret(config.auth.jwt_secret, config.storage.data_dir)
     app[keys.VERIFIER] = build_verifier(config.auth, secret)
     app[keys.EVENTS] = EventHub()
+    app.on_shutdown.append(app[keys.EVENTS].close_all)
     setup_cors(app, config.server.cors_origins)
     setup_rate_limits(app, config.rate_limit)
     setup_routes(app)

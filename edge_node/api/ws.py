@@ -36,6 +36,7 @@ CLOSE_TRY_AGAIN_LATER = 1013
 @dataclass(eq=False)
 class _Client:
     principal: Principal
+    ws: web.WebSocketResponse | None = None
     queue: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(CLIENT_QUEUE_SIZE))
     job_ids: set[str] = field(default_factory=set)
     overflowed: bool = False
@@ -61,6 +62,12 @@ class EventHub:
             except asyncio.QueueFull:
                 client.overflowed = True
 
+    async def close_all(self, _app: web.Application | None = None) -> None:
+        """On shutdown: close every socket so open tablet pages do not hold the node's exit back."""
+        for client in list(self._clients):
+            if client.ws is not None and not client.ws.closed:
+                await client.ws.close(code=1001, message=b"node shutting down")
+
     @property
     def client_count(self) -> int:
         """Connected clients."""
@@ -75,7 +82,7 @@ class EventHub:
             principal = await self._authenticate(request, ws)
             if principal is None:
                 return ws
-        client = _Client(principal)
+        client = _Client(principal, ws)
         if "job_id" in request.query:
             client.job_ids.add(request.query["job_id"])
         self._clients.add(client)

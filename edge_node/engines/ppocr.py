@@ -31,9 +31,10 @@ REC_BATCH = 8
 REC_MIN_WIDTH = 16
 #: Lines wider than this (after scaling to 48 px height) are read in one go anyway; PP-OCR handles ~100 chars.
 REC_MAX_WIDTH = 3200
-#: Unicode ranges an English reading may use: ASCII, Latin-1 and Latin Extended-A, general punctuation,
-#: currency signs, letterlike symbols (No., TM) and number forms.
-LATIN_TEXT_RANGES = ((0x20, 0x7E), (0xA0, 0x17F), (0x2010, 0x205E), (0x20A0, 0x20CF), (0x2100, 0x215F))
+#: Unicode ranges an English reading may use: ASCII, the Latin-1 symbols (not its accented letters: shop
+#: English and Malay print none, and the model reads a smudged A as Ä), general punctuation, currency signs,
+#: letterlike symbols (No., TM) and number forms.
+LATIN_TEXT_RANGES = ((0x20, 0x7E), (0xA0, 0xBF), (0x2010, 0x205E), (0x20A0, 0x20CF), (0x2100, 0x215F))
 #: Symbols outside those ranges that still mean something on a price tag or receipt.
 EXTRA_SYMBOLS = frozenset("円×÷•")
 #: Detector output sizes must be multiples of 32 (the network downsamples five times).

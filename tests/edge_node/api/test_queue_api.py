@@ -190,3 +190,16 @@ async def test_list_jobs_validates_its_query(make_client: ClientFactory) -> None
     assert (await client.get("/api/v1/ocr/jobs?limit=x", headers=auth())).status == 400
     listed = (await (await client.get("/api/v1/ocr/jobs", headers=auth("shop-a", "u9"))).json())["data"]
     assert listed == {"jobs": [], "count": 0}
+
+
+async def test_shutdown_closes_open_websockets(make_client: ClientFactory) -> None:
+    from aiohttp import WSMsgType
+
+    from edge_node import keys
+
+    client = await make_client()
+    ws = await client.ws_connect(f"/api/v1/ocr/ws?token={token_for()}")
+    assert (await ws.receive_json())["event"] == "connected"
+    await client.app[keys.EVENTS].close_all()
+    message = await ws.receive(timeout=5)
+    assert message.type in (WSMsgType.CLOSE, WSMsgType.CLOSED)
