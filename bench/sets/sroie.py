@@ -48,6 +48,7 @@ def evaluate_sroie_lines(data_dir: Path, calls: Calls, limit: int | None) -> Set
     exact: list[PRF] = []
     pairs: list[tuple[str, str]] = []
     items: list[dict[str, Any]] = []
+    confidences: list[tuple[float, bool]] = []
     for receipt in calls.track(chosen, "sroie-lines"):
         page = load_rgb(receipt.image)
         predictions = []
@@ -55,6 +56,8 @@ def evaluate_sroie_lines(data_dir: Path, calls: Calls, limit: int | None) -> Set
             crop = crop_quad(page, gt.quad)
             line = calls.line(f"{receipt.name}#{index}", crop, options) if crop is not None else None
             predictions.append(line.text.strip() if line else "")
+            if line is not None:
+                confidences.append((line.confidence, predictions[-1].upper() == gt.text.strip().upper()))
         gt_text = "\n".join(gt.text for gt in receipt.lines)
         pred_text = "\n".join(predictions)
         blind.append(word_prf(pred_text, gt_text, case_blind=True))
@@ -73,11 +76,13 @@ def evaluate_sroie_lines(data_dir: Path, calls: Calls, limit: int | None) -> Set
         *_word_metrics(sum_prf(blind), sum_prf(exact), Goal(">=", 96.0), LINES_ANCHOR),
         Metric("line_cer_case_blind", "line CER, case-blind", 100 * cer_blind.rate),
         Metric("line_cer_exact_case", "line CER, exact case", 100 * cer_exact.rate),
+        *_calibration_metrics(field_confidence_buckets(confidences), "lines"),
     ]
     breakdown = {
         "words_case_blind": sum_prf(blind).as_dict(),
         "words_exact_case": sum_prf(exact).as_dict(),
         "lines": len(pairs),
+        "line_confidence": field_confidence_buckets(confidences),
     }
     notes = [f"{len(pairs)} line crops from {len(chosen)} receipts"]
     return SetResult("sroie-lines", len(chosen), len(receipts), "line", metrics, calls, breakdown, items, notes)
@@ -121,6 +126,29 @@ def score_fields(gt: dict[str, str], structured: StructuredFields) -> tuple[dict
     return correct, pairs, {name: None if value is None else str(value) for name, value in predicted.items()}
 
 
+#: The node's field names for the SROIE fields (for their confidences).
+_NODE_FIELD = {"company": "merchant", "date": "date", "address": "address", "total": "total"}
+#: The request's default confidence threshold: a calibrated confidence is right more often above it.
+CONFIDENCE_SPLIT = 0.8
+
+
+def _calibration_metrics(buckets: dict[str, dict[str, float]], unit: str) -> list[Metric]:
+    return [
+        Metric(f"{unit}_{name}_conf_accuracy", f"{unit} with confidence {sign} {CONFIDENCE_SPLIT}: right "
+               f"({buckets[name]['fields']:.0f})", buckets[name]["accuracy"], "%")
+        for name, sign in (("high", ">="), ("low", "<"))
+    ]
+
+
+def field_confidence_buckets(records: list[tuple[float, bool]]) -> dict[str, dict[str, float]]:
+    """Accuracy of predicted fields with confidence >= CONFIDENCE_SPLIT versus below (is it calibrated?)."""
+    buckets: dict[str, dict[str, float]] = {}
+    for name, keep in (("high", lambda c: c >= CONFIDENCE_SPLIT), ("low", lambda c: c < CONFIDENCE_SPLIT)):
+        chosen = [ok for confidence, ok in records if keep(confidence)]
+        buckets[name] = {"fields": len(chosen), "accuracy": ratio(sum(chosen), len(chosen))}
+    return buckets
+
+
 def evaluate_sroie(data_dir: Path, calls: Calls, limit: int | None) -> SetResult:
     """Whole receipts: word P/R/F1 over all text, the four key fields, task-3 P/R/F1."""
     receipts: list[Receipt] = load_sroie(data_dir)
@@ -131,6 +159,7 @@ def evaluate_sroie(data_dir: Path, calls: Calls, limit: int | None) -> SetResult
     task3: list[PRF] = []
     items: list[dict[str, Any]] = []
     hits = dict.fromkeys(FIELDS, 0)
+    confidences: list[tuple[float, bool]] = []
     for receipt in calls.track(chosen, "sroie"):
         result = calls.image(receipt.name, receipt.image.read_bytes(), options, receipt.image.name)
         pred_text = _result_text(result)
@@ -141,6 +170,9 @@ def evaluate_sroie(data_dir: Path, calls: Calls, limit: int | None) -> SetResult
         task3.append(pairs)
         for name, ok in correct.items():
             hits[name] += ok
+            confidence = result.structured.confidence.get(_NODE_FIELD[name]) if result else None
+            if confidence is not None and shown[name] is not None:
+                confidences.append((confidence, ok))
         items.append(
             {
                 "name": receipt.name,
@@ -152,6 +184,7 @@ def evaluate_sroie(data_dir: Path, calls: Calls, limit: int | None) -> SetResult
         )
     n = len(chosen)
     pairs_total = sum_prf(task3)
+    buckets = field_confidence_buckets(confidences)
     metrics = [
         *_word_metrics(sum_prf(blind), sum_prf(exact), Goal(">=", 92.0), RECEIPT_ANCHOR),
         Metric("date_accuracy", "date exact", ratio(hits["date"], n), "%", Goal(">=", 90.0)),
@@ -161,11 +194,13 @@ def evaluate_sroie(data_dir: Path, calls: Calls, limit: int | None) -> SetResult
         Metric("task3_f1", "ICDAR task-3 F1 (field pairs)", 100 * pairs_total.f1, ""),
         Metric("task3_precision", "ICDAR task-3 precision", 100 * pairs_total.precision, ""),
         Metric("task3_recall", "ICDAR task-3 recall", 100 * pairs_total.recall, ""),
+        *_calibration_metrics(buckets, "fields"),
     ]
     breakdown = {
         "words_case_blind": sum_prf(blind).as_dict(),
         "words_exact_case": sum_prf(exact).as_dict(),
         "task3_pairs": pairs_total.as_dict(),
         "field_hits": hits,
+        "field_confidence": buckets,
     }
     return SetResult("sroie", n, len(receipts), "image", metrics, calls, breakdown, items)

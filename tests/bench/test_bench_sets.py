@@ -296,3 +296,12 @@ def test_bengali_evaluator_normalises_danda_and_nfc() -> None:
     chars = result.breakdown["chars"]
     assert result.breakdown["char_edits"] == 5
     assert result.metric("cer").value == pytest.approx(100 * 5 / chars)
+
+
+def test_field_confidence_buckets_split_at_the_threshold() -> None:
+    from bench.sets.sroie import field_confidence_buckets
+
+    buckets = field_confidence_buckets([(0.95, True), (0.9, False), (0.8, True), (0.5, False), (0.2, True)])
+    assert buckets["high"] == {"fields": 3, "accuracy": pytest.approx(200 / 3)}
+    assert buckets["low"] == {"fields": 2, "accuracy": 50.0}
+    assert field_confidence_buckets([])["high"] == {"fields": 0, "accuracy": 0.0}
