@@ -11,15 +11,14 @@ import os
 import socket
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from central_sync.errors import ConfigError
+from shared_models.settings import ConfigError as SettingsError
+from shared_models.settings import build_tree, validate
 
 ENV_PREFIX = "CENTRAL_"
-ENV_NESTED_DELIMITER = "__"
 
 #: Environment names honoured besides CENTRAL_SECTION__FIELD, lowest precedence first: name -> (section, field).
 FLAT_ENV: dict[str, tuple[str, str]] = {
@@ -155,42 +154,16 @@ class CentralConfig(_Section):
         }[kind]
 
 
-def _set(tree: dict[str, Any], section: str, field: str, value: str) -> None:
-    node = tree.setdefault(section, {})
-    if not isinstance(node, dict):
-        raise ConfigError([f"{section}: must be a mapping"])
-    node[field] = _parse_env_value(value)
-
-
-def _parse_env_value(value: str) -> Any:
-    """Environment values are YAML scalars, so `true` and `4` work; URLs stay strings."""
-    try:
-        parsed = yaml.safe_load(value) if value.strip() else value
-    except yaml.YAMLError:
-        return value
-    return parsed if isinstance(parsed, str | int | float | bool | list) else value
-
-
 def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None) -> CentralConfig:
     """Build the config from an optional YAML file and the environment."""
-    env = os.environ if environ is None else environ
-    tree: dict[str, Any] = {}
+    text = None
     if path is not None:
         try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as err:
+            text = path.read_text(encoding="utf-8")
+        except OSError as err:
             raise ConfigError([f"{path}: {err}"]) from err
-        if not isinstance(loaded, dict):
-            raise ConfigError([f"{path}: the top level must be a mapping"])
-        tree = loaded
-    for name, (section, field) in FLAT_ENV.items():
-        if name in env:
-            _set(tree, section, field, env[name])
-    for name, value in env.items():
-        if name.startswith(ENV_PREFIX) and ENV_NESTED_DELIMITER in name:
-            section, _, field = name.removeprefix(ENV_PREFIX).lower().partition(ENV_NESTED_DELIMITER)
-            _set(tree, section, field, value)
+    env = os.environ if environ is None else environ
     try:
-        return CentralConfig.model_validate(tree)
-    except ValidationError as err:
-        raise ConfigError([f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()]) from err
+        return validate(CentralConfig, build_tree(text, env, ENV_PREFIX, FLAT_ENV, source=str(path)))
+    except SettingsError as err:
+        raise ConfigError(err.problems) from err

@@ -10,14 +10,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import urlsplit
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from shared_models.settings import ConfigError, build_tree, validate
 
 ENV_PREFIX = "EDGE_"
-ENV_NESTED_DELIMITER = "__"
+__all__ = ["ConfigError", "EdgeConfig", "load_config"]
 
 #: The seed's environment names, honoured as aliases: name -> (section, field).
 SEED_ENV: dict[str, tuple[str, str]] = {
@@ -34,7 +35,7 @@ SEED_ENV: dict[str, tuple[str, str]] = {
     "EDGE_RATE_LIMIT_SHOP_PER_HOUR": ("rate_limit", "shop_per_hour"),
 }
 
-EngineKey = Literal["ppocr", "tesseract"]
+EngineKey = Literal["ppocr", "tesseract", "trocr"]
 
 
 class _Section(BaseModel):
@@ -165,6 +166,30 @@ class OcrConfig(_Section):
         1280, ge=160, le=4096, description="Longest side fed to the detector for receipts and invoices (small print)."
     )
     decode_max_side: int = Field(2400, ge=320, description="Large photos are decoded down to this longest side.")
+    trocr_bundle: Path | None = Field(
+        None,
+        description="Folder of a signed trocr model bundle (made by `model-export trocr`); required when primary, "
+        "fallback or primary_bn is trocr. Verified against trusted_keys before it is loaded.",
+    )
+    trusted_keys: list[Path] = Field(
+        default_factory=list,
+        description="PEM files of the Ed25519 public keys whose model-bundle signatures this node accepts.",
+    )
+
+    @field_validator("trusted_keys", mode="before")
+    @classmethod
+    def _one_key_is_a_list(cls, value: object) -> object:
+        """EDGE_OCR__TRUSTED_KEYS=/etc/keys/a.pem (one path) is accepted as well as a [a, b] list."""
+        return [value] if isinstance(value, str | Path) else value
+
+    @model_validator(mode="after")
+    def _trocr_needs_a_bundle(self) -> OcrConfig:
+        if "trocr" in (self.primary, self.fallback, self.primary_bn):
+            if self.trocr_bundle is None:
+                raise ValueError("the trocr engine is selected but ocr.trocr_bundle (the bundle folder) is not set")
+            if not self.trusted_keys:
+                raise ValueError("the trocr engine is selected but ocr.trusted_keys lists no public key to verify it")
+        return self
 
 
 class WorkerConfig(_Section):
@@ -234,51 +259,13 @@ class EdgeConfig(_Section):
     rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig, description="Request quotas.")
 
 
-class ConfigError(Exception):
-    """The configuration could not be loaded; `problems` lists `path: message` lines."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("invalid configuration:\n" + "\n".join(problems))
-        self.problems = problems
-
-
-def _set(tree: dict[str, Any], section: str, field: str, value: str) -> None:
-    node = tree.setdefault(section, {})
-    if not isinstance(node, dict):
-        raise ConfigError([f"{section}: must be a mapping"])
-    node[field] = _parse_env_value(value)
-
-
-def _parse_env_value(value: str) -> Any:
-    """Environment values are YAML scalars or flow lists, so `true`, `4` and `[a, b]` work."""
-    try:
-        return yaml.safe_load(value) if value.strip() else value
-    except yaml.YAMLError:
-        return value
-
-
 def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None) -> EdgeConfig:
     """Build the config from an optional YAML file and the environment."""
-    env = os.environ if environ is None else environ
-    tree: dict[str, Any] = {}
+    text = None
     if path is not None:
         try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as err:
+            text = path.read_text(encoding="utf-8")
+        except OSError as err:
             raise ConfigError([f"{path}: {err}"]) from err
-        if not isinstance(loaded, dict):
-            raise ConfigError([f"{path}: the top level must be a mapping"])
-        tree = loaded
-    for name, (section, field) in SEED_ENV.items():
-        if name in env:
-            _set(tree, section, field, env[name])
-    for name, value in env.items():
-        if name.startswith(ENV_PREFIX) and ENV_NESTED_DELIMITER in name:
-            section, _, field = name.removeprefix(ENV_PREFIX).lower().partition(ENV_NESTED_DELIMITER)
-            _set(tree, section, field, value)
-    try:
-        return EdgeConfig.model_validate(tree)
-    except ValidationError as err:
-        raise ConfigError(
-            [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()]
-        ) from err
+    env = os.environ if environ is None else environ
+    return validate(EdgeConfig, build_tree(text, env, ENV_PREFIX, SEED_ENV, source=str(path)))

@@ -22,6 +22,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from shared_models.settings import ENV_NESTED_DELIMITER
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_DIR = ROOT / "compose"
 COMPOSE_FILE = COMPOSE_DIR / "docker-compose.yml"
@@ -69,7 +71,7 @@ def edge_env_names() -> frozenset[str]:
     """Every environment variable edge_node.config.load_config reads."""
     from edge_node import config
 
-    nested = _nested_env_names(config.ENV_PREFIX, config.ENV_NESTED_DELIMITER, config.EdgeConfig)
+    nested = _nested_env_names(config.ENV_PREFIX, ENV_NESTED_DELIMITER, config.EdgeConfig)
     return frozenset(nested | set(config.SEED_ENV))
 
 
@@ -78,7 +80,7 @@ def central_env_names() -> frozenset[str]:
     """Every environment variable central_sync.config.load_config reads."""
     from central_sync import config
 
-    nested = _nested_env_names(config.ENV_PREFIX, config.ENV_NESTED_DELIMITER, config.CentralConfig)
+    nested = _nested_env_names(config.ENV_PREFIX, ENV_NESTED_DELIMITER, config.CentralConfig)
     return frozenset(nested | set(config.FLAT_ENV))
 
 
