@@ -26,12 +26,13 @@ class ConfigError(Exception):
 
 
 def parse_env_value(value: str) -> Any:
-    """Environment values are YAML scalars or flow lists, so `true`, `4` and `[a, b]` work; the rest stays text."""
+    """Environment values are YAML, so `true`, `4`, `null`, `[a, b]` and `{a: b}` work; the rest stays text."""
     try:
         parsed = yaml.safe_load(value) if value.strip() else value
     except yaml.YAMLError:
         return value
-    return parsed if isinstance(parsed, str | int | float | bool | list) else value
+    # `null` and `{kid: ...}` mappings are meaningful; a YAML date or timestamp stays the text it was.
+    return parsed if parsed is None or isinstance(parsed, str | int | float | bool | list | dict) else value
 
 
 def _set(tree: dict[str, Any], section: str, field: str, value: str) -> None:
