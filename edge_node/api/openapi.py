@@ -50,7 +50,8 @@ _OPTION_PROPERTIES: dict[str, Any] = {
 _RATE_LIMIT_HEADERS: dict[str, Any] = {
     "X-RateLimit-Limit": {"description": "Requests allowed in the window", "schema": {"type": "integer"}},
     "X-RateLimit-Remaining": {"description": "Requests left in the window", "schema": {"type": "integer"}},
-    "X-RateLimit-Reset": {"description": "Seconds until one more request is allowed", "schema": {"type": "integer"}},
+    "X-RateLimit-Reset": {"description": "Seconds until the oldest counted request leaves the window",
+                          "schema": {"type": "integer"}},
 }
 _ERRORS["429"]["headers"] = {
     "Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}, **_RATE_LIMIT_HEADERS,

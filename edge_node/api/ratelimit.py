@@ -3,7 +3,8 @@
 Exact, not approximate: with a limit of N per window of W seconds the N-th request within any W seconds passes
 and the (N+1)-th gets 429 QUOTA_EXCEEDED with Retry-After. A refused request does not count. Every response of
 a limited endpoint carries `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` for the
-tighter of the two quotas; Reset (like Retry-After) is in seconds: how long until one more request is allowed.
+tighter of the two quotas; Reset is in seconds until the oldest counted request leaves the window (a slot frees
+up; on a 429 it equals Retry-After).
 State is in memory: one node serves one shop, and a restart forgetting the window is harmless. A limit of 0
 disables it (benchmarks).
 """

@@ -10,25 +10,48 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edge_node.config import OcrConfig
-from edge_node.engines import ppocr, tesseract
+from edge_node.engines import ppocr, tesseract, trocr_onnx
 from edge_node.engines.base import TextDetector, TextRecognizer
 from edge_node.errors import ModelError
 
 _LOGGER = logging.getLogger(__name__)
 
 
+def _ppocr_config(config: OcrConfig) -> ppocr.PpocrConfig:
+    return ppocr.PpocrConfig(
+        threads=config.onnx_threads,
+        enable_gpu=config.enable_gpu,
+        spin_wait=config.onnx_spin_wait,
+        memory_arena=config.onnx_memory_arena,
+    )
+
+
 def _build_ppocr(config: OcrConfig) -> TextRecognizer:
-    return ppocr.PpocrRecognizer(ppocr.PpocrConfig(threads=config.onnx_threads, enable_gpu=config.enable_gpu))
+    return ppocr.PpocrRecognizer(_ppocr_config(config))
 
 
 def _build_tesseract(config: OcrConfig) -> TextRecognizer:
     return tesseract.TesseractRecognizer(tesseract.TesseractConfig(tessdata_dir=config.tessdata_dir))
 
 
+def _build_trocr(config: OcrConfig) -> TextRecognizer:
+    if config.trocr_bundle is None:  # the config validator already says so; this keeps the type checker honest
+        raise ModelError("the trocr engine needs ocr.trocr_bundle")
+    return trocr_onnx.load_trocr(
+        trocr_onnx.TrocrConfig(
+            bundle_dir=config.trocr_bundle,
+            trusted_keys=tuple(config.trusted_keys),
+            threads=config.onnx_threads,
+            enable_gpu=config.enable_gpu,
+        )
+    )
+
+
 #: Engine key -> factory. New engines register here (their module holds a key, a config and a class).
 RECOGNIZER_FACTORIES: dict[str, Callable[[OcrConfig], TextRecognizer]] = {
     ppocr.KEY: _build_ppocr,
     tesseract.KEY: _build_tesseract,
+    trocr_onnx.KEY: _build_trocr,
 }
 
 
@@ -67,7 +90,7 @@ def build_engines(config: OcrConfig) -> EngineSet:
     needed = {config.primary, config.primary_bn} | ({config.fallback} if config.fallback else set())
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    detector = ppocr.PpocrDetector(ppocr.PpocrConfig(threads=config.onnx_threads, enable_gpu=config.enable_gpu))
+    detector = ppocr.PpocrDetector(_ppocr_config(config))
     detector.detect(np.full((64, 64, 3), 255, dtype=np.uint8), max_side=64)
     timings[f"{ppocr.KEY}-det"] = time.perf_counter() - start
     recognizers: dict[str, TextRecognizer] = {}

@@ -101,7 +101,10 @@ class ImageVault:
         return path
 
     def put(self, conn: sqlite3.Connection, job_id: str, data: bytes) -> bool:
-        """Store the image before the job row can point at it; False (nothing written) when storing is off."""
+        """Store the image before the job row can point at it; False (nothing written) when storing is off.
+
+        Call it in the same database-thread call that inserts the job: the purge removes index rows without a job.
+        """
         if not self.store:
             return False
         path = self._write(job_id, data)
@@ -160,12 +163,21 @@ class ImageVault:
         raise ServiceUnavailableError("stored image failed its integrity check")
 
     def delete(self, conn: sqlite3.Connection, job_id: str) -> bool:
-        """Remove one stored image and its index row; True when there was one."""
-        existed = conn.execute("DELETE FROM images WHERE job_id = ?", (job_id,)).rowcount > 0
+        """Remove one stored image and its index row; True when a file was removed.
+
+        A file that cannot be unlinked now (a failing disk) has no index row any more, so the next purge's orphan
+        sweep removes it; until then it stays ciphertext.
+        """
+        conn.execute("DELETE FROM images WHERE job_id = ?", (job_id,))
         path = self._path(job_id)
-        existed = path.exists() or existed
-        path.unlink(missing_ok=True)
-        return existed
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        except OSError as err:
+            _LOGGER.warning("stored image of job %s left for the next purge: %s", job_id, err)
+            return False
+        return True
 
     def purge_expired(self, conn: sqlite3.Connection, now: float | None = None) -> int:
         """Delete images past retention, then orphans (files without an index row, rows without a job).
@@ -174,8 +186,11 @@ class ImageVault:
         """
         cutoff = time.time() if now is None else now
         rows = conn.execute("SELECT job_id, path FROM images WHERE expires_at <= ?", (cutoff,)).fetchall()
-        for row in rows:
-            (self._folder / row["path"]).unlink(missing_ok=True)
+        try:
+            for row in rows:
+                (self._folder / row["path"]).unlink(missing_ok=True)
+        except OSError as err:  # the rows stay, so the next purge tries again
+            raise ServiceUnavailableError(f"cannot delete expired images: {err}") from err
         conn.executemany("DELETE FROM images WHERE job_id = ?", [(row["job_id"],) for row in rows])
         self._purge_orphans(conn, cutoff)
         return len(rows)

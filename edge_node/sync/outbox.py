@@ -6,6 +6,11 @@ central's ack, and sends a row again when no ack covers it within `ack_timeout_s
 central on `ack_topic(shop, node)` deletes every row up to seq; the broker's PUBACK alone deletes nothing.
 Another task queues a metrics snapshot every `metrics_interval_seconds` and refreshes the retained status.
 
+A row that can never be sent as it is (unknown kind, a body that is not a JSON object, over central's size
+limit) is not deleted: a missing seq would stall central's contiguous ack for good. Its seq goes out as a small
+`errors` envelope describing the row instead (`_placeholder`); that body is no job event, so central records it
+as a skipped reject (central_sync.inbound: trusted but permanently bad) and acks past it like any other seq.
+
 Cost control (sync must never slow OCR): envelopes are built and handed to paho on a thread of their own, which
 like paho's network thread runs at a low CPU priority (see `mqtt.SYNC_THREAD_NICE`); acks, which central sends
 per message, are parsed on the network thread and only the highest is handed to the event loop; the window is
@@ -50,6 +55,10 @@ STORAGE_RETRY_SECONDS = 5.0
 REFILL_FRACTION = 4
 #: Job events after which a new outbox row exists.
 OUTBOX_EVENTS = frozenset({"job_completed", "job_failed"})
+#: The body key of the stand-in for an unsendable row (no job_id/status: central keeps it as a reject, not a job).
+UNSENDABLE_KEY = "unsendable_outbox_row"
+#: Characters of a row's kind and of the reason kept in that stand-in (it must stay small whatever the row was).
+UNSENDABLE_TEXT_CHARS = 300
 
 
 def client_id(node_id: str) -> str:
@@ -257,15 +266,21 @@ class OutboxPublisher:
         return sum(1 for _, outcome in results if outcome)
 
     def _publish_rows(self, rows: list[OutboxRow]) -> list[tuple[int, bool | None]]:
-        """On the publish thread: envelope and publish each row; None marks a row that can never be sent."""
+        """On the publish thread: envelope and publish each row (an unsendable one as its stand-in, see the
+        module docstring); None marks a row of which not even the stand-in can be built."""
         results: list[tuple[int, bool | None]] = []
         for row in rows:
             try:
                 kind, payload = self._envelope(row)
             except (ValueError, ValidationError) as err:
-                _LOGGER.error("outbox row %d (%s) cannot be sent and is dropped: %s", row.seq, row.kind, err)
-                results.append((row.seq, None))
-                continue
+                _LOGGER.error("outbox row %d (%s) cannot be sent; sending a stand-in so central acks past it: %s",
+                              row.seq, row.kind, err)
+                try:
+                    kind, payload = self._placeholder(row, str(err))
+                except (ValueError, ValidationError) as again:
+                    _LOGGER.error("outbox row %d: not even a stand-in can be sent; dropped: %s", row.seq, again)
+                    results.append((row.seq, None))
+                    continue
             results.append((row.seq, self.link.publish(up_topic(self.shop_id, self.node_id, kind), payload)))
         return results
 
@@ -280,6 +295,19 @@ class OutboxPublisher:
         if len(payload) > MAX_MESSAGE_BYTES:
             raise ValueError(f"{len(payload)} bytes is over central's limit of {MAX_MESSAGE_BYTES}")
         return kind, payload
+
+    def _placeholder(self, row: OutboxRow, reason: str) -> tuple[UpKind, bytes]:
+        """A small `errors` envelope with the row's seq that says what was not sent and why."""
+        described: dict[str, Any] = {
+            "seq": row.seq, "kind": row.kind[:UNSENDABLE_TEXT_CHARS], "payload_bytes": len(row.payload),
+            "created_at": row.created_at, "reason": reason[:UNSENDABLE_TEXT_CHARS],
+        }
+        job_id = _job_id_of(row.payload)
+        if job_id is not None:
+            described["job_id"] = job_id
+        envelope = Envelope(schema_version=SCHEMA_VERSION, node_id=self.node_id, shop_id=self.shop_id, seq=row.seq,
+                            kind=UpKind.ERRORS, sent_at=datetime.now(UTC), body={UNSENDABLE_KEY: described})
+        return UpKind.ERRORS, envelope.model_dump_json().encode()
 
     def _next_wait(self) -> float:
         if not self.connected or not self._in_flight:
@@ -311,3 +339,12 @@ class OutboxPublisher:
         self._wakeup.set()
         return seq
 
+
+def _job_id_of(payload: str) -> str | None:
+    """The job id of a row's JSON payload, when it has a plausible one (for the stand-in of an unsendable row)."""
+    try:
+        doc = json.loads(payload)
+    except ValueError:
+        return None
+    job_id = doc.get("job_id") if isinstance(doc, dict) else None
+    return job_id if isinstance(job_id, str) and 0 < len(job_id) <= 128 else None

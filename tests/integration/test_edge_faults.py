@@ -249,9 +249,7 @@ def _kill_repeatedly(node: EdgeProcess, kills: int, seed: int) -> set[str]:
 
 def test_sigkill_during_writes_20_times_loses_no_accepted_job(tmp_path: Path) -> None:
     # Two nodes killed 10 times each, side by side: 20 kills in half the time (a restart is most of a round).
-    # One engine and two ONNX threads make each restart cheaper.
-    nodes = [EdgeProcess(tmp_path / f"node-{n}", EDGE_OCR__FALLBACK="null", EDGE_OCR__ONNX_THREADS="2")
-             for n in range(KILLERS)]
+    nodes = [EdgeProcess(tmp_path / f"node-{n}", EDGE_OCR__ONNX_THREADS="2") for n in range(KILLERS)]
     try:
         with ThreadPoolExecutor(KILLERS) as pool:
             accepted = list(pool.map(_kill_repeatedly, nodes, [KILLS // KILLERS] * KILLERS, range(KILLERS)))

@@ -11,16 +11,7 @@ from aiohttp.test_utils import TestClient
 from edge_node.app import create_app
 from edge_node.config import EdgeConfig
 from edge_node.engines.registry import EngineSet
-
-SecureClient = Callable[..., Awaitable[TestClient[Any, Any]]]
-
-
-def with_sections(config: EdgeConfig, **sections: dict[str, Any]) -> EdgeConfig:
-    """`config` with some fields of some sections replaced (validated again)."""
-    tree = config.model_dump()
-    for section, fields in sections.items():
-        tree[section].update(fields)
-    return EdgeConfig.model_validate(tree)
+from tests.edge_node.security.helpers import SecureClient, with_sections
 
 
 @pytest.fixture

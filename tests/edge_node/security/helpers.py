@@ -7,6 +7,7 @@ import io
 import json
 import sqlite3
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import FormData
@@ -15,11 +16,23 @@ from PIL import Image
 
 from edge_node import keys
 from edge_node.auth import issue_token
+from edge_node.config import EdgeConfig
 from edge_node.store.db import utc_now
 
 SECRET = "test-secret-that-is-long-enough-for-hs256"
 SHOP = "shop-a"
 OTHER_SHOP = "shop-b"
+
+#: The `secure_client` fixture: `await secure_client(section={field: value})` gives a client of such a node.
+SecureClient = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+def with_sections(config: EdgeConfig, **sections: dict[str, Any]) -> EdgeConfig:
+    """`config` with some fields of some sections replaced (validated again)."""
+    tree = config.model_dump()
+    for section, fields in sections.items():
+        tree[section].update(fields)
+    return EdgeConfig.model_validate(tree)
 
 
 def bearer(shop_id: str = SHOP, user_id: str = "clerk-1", role: str = "clerk") -> dict[str, str]:

@@ -18,8 +18,7 @@ from edge_node.auth import TokenVerifier, VerificationKey, build_verifier, issue
 from edge_node.config import AuthConfig, ConfigError, EdgeConfig
 from edge_node.errors import ForbiddenError, UnauthorizedError
 from edge_node.store.jobs import get_job_any
-from tests.edge_node.security.conftest import SecureClient
-from tests.edge_node.security.helpers import OTHER_SHOP, SECRET, SHOP, admin, bearer, insert_job, run_db
+from tests.edge_node.security.helpers import OTHER_SHOP, SECRET, SHOP, SecureClient, admin, bearer, insert_job, run_db
 
 OLD_SECRET = "the-old-secret-of-last-year-still-valid"
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from edge_node.config import ConfigError, load_config
-from tests.edge_node.security.conftest import SecureClient
-from tests.edge_node.security.helpers import bearer
+from tests.edge_node.security.helpers import SecureClient, bearer
 
 POS = "https://pos.example.com"
 JOBS = "/api/v1/ocr/jobs"

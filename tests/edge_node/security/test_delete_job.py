@@ -9,8 +9,7 @@ from pathlib import Path
 from edge_node import keys
 from edge_node.store import jobs as job_store
 from edge_node.store.jobs import JobFailure
-from tests.edge_node.security.conftest import SecureClient
-from tests.edge_node.security.helpers import SHOP, admin, bearer, insert_job, run_db, upload, wait_final
+from tests.edge_node.security.helpers import SHOP, SecureClient, admin, bearer, insert_job, run_db, upload, wait_final
 from tests.support import encode, render_lines
 
 

@@ -19,8 +19,7 @@ from edge_node.errors import ServiceUnavailableError
 from edge_node.store.audit import ImageAccess
 from edge_node.store.db import connect
 from edge_node.store.images import ImageVault, key_id_of
-from tests.edge_node.security.conftest import SecureClient
-from tests.edge_node.security.helpers import admin, bearer, encode, run_db, upload, wait_final
+from tests.edge_node.security.helpers import SecureClient, admin, bearer, encode, run_db, upload, wait_final
 from tests.support import render_lines
 
 MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"RIFF", b"BM", b"II*\x00", b"MM\x00*")

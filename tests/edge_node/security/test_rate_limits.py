@@ -9,8 +9,7 @@ from aiohttp.test_utils import TestClient
 
 from edge_node.api.ratelimit import RATE_LIMITER, RateLimiter
 from edge_node.config import load_config
-from tests.edge_node.security.conftest import SecureClient
-from tests.edge_node.security.helpers import admin, bearer, upload
+from tests.edge_node.security.helpers import SecureClient, admin, bearer, upload
 from tests.support import encode, render_lines
 
 JOBS = "/api/v1/ocr/jobs"
