@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 APT_PACKAGES := tesseract-ocr tesseract-ocr-eng tesseract-ocr-ben libzbar0 fonts-dejavu-core fonts-lohit-beng-bengali \
-	mosquitto postgresql
+	mosquitto postgresql chromium
 # The central tests log in over TCP as this superuser (trust auth, or the password `services` sets).
 PG_TEST_URL := postgresql://postgres:postgres@127.0.0.1:5432/postgres
 

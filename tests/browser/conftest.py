@@ -4,19 +4,15 @@ ports, screenshots under .test-artifacts/browser/. A missing Chromium FAILS unde
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
 from tests.browser.cdp import Browser, find_chromium
 from tests.services import Mosquitto, PostgresServer, require
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / ".test-artifacts" / "browser"
-#: Seconds a test server waits for open connections when it stops.
-SHUTDOWN_SECONDS = 1.0
 
 
 @pytest.fixture
@@ -37,24 +33,6 @@ async def browser(tmp_path: Path) -> AsyncIterator[Browser]:
         yield instance
     finally:
         await instance.close()
-
-
-@contextlib.asynccontextmanager
-async def serve(app: web.Application) -> AsyncIterator[str]:
-    """Run an aiohttp application on a free loopback port; yields its base URL.
-
-    The page's WebSocket stays open until the browser goes; a short shutdown timeout stops the server from
-    waiting for it (aiohttp waits up to 60 s for open handlers by default).
-    """
-    runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_SECONDS)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
 
 
 @pytest.fixture(scope="session")

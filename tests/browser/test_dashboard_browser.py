@@ -15,7 +15,7 @@ import pytest
 from central_sync.app import create_app
 from central_sync.config import CentralConfig
 from tests.browser.cdp import Browser, Page
-from tests.browser.conftest import serve
+from tests.browser.servers import serve
 from tests.central_sync.dashboard.fleet import publish_status, seed
 from tests.central_sync.harness import eventually
 from tests.services import Mosquitto, free_port

@@ -16,7 +16,7 @@ from edge_node.auth import issue_token
 from edge_node.config import EdgeConfig
 from edge_node.engines.registry import EngineSet
 from tests.browser.cdp import Browser, Page
-from tests.browser.conftest import serve
+from tests.browser.servers import serve
 
 pytestmark = pytest.mark.integration
 
@@ -62,9 +62,10 @@ async def test_scan_correct_and_see_accuracy(
         await page.wait_for("document.getElementById('token-status').textContent.includes('another shop')",
                             what="the 403 message")
 
-        await _save_token(page, _token())
+        clerk = _token()
+        await _save_token(page, clerk)
         await page.wait_for("document.getElementById('live').textContent === 'live'", what="the WebSocket")
-        assert await page.evaluate("localStorage.getItem('zakpos.token')") == _token()
+        assert await page.evaluate("localStorage.getItem('zakpos.token')") == clerk
 
         # Pick the bench price tag, keep type product / language en, and send it.
         await page.set_files("#file", BENCH_TAG)
