@@ -1,4 +1,4 @@
-"""`central-sync serve | migrate`: the central service's command line."""
+"""`central-sync serve | migrate | token`: the central service's command line."""
 
 from __future__ import annotations
 
@@ -25,7 +25,27 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     migrate = sub.add_parser("migrate", help="upgrade the database schema (alembic upgrade); idempotent")
     migrate.add_argument("--revision", default="head", help="target revision (default: head)")
+    token = sub.add_parser("token", help="print a dashboard token signed with dashboard.jwt_secret")
+    token.add_argument("--user-id", required=True)
+    token.add_argument("--shop-id", help="limit the token to one shop (default: an operator token, all shops)")
+    token.add_argument("--ttl", type=int, default=12 * 3600, help="lifetime in seconds (default 12 h)")
     return parser
+
+
+def _token(config: CentralConfig, args: argparse.Namespace) -> int:
+    from central_sync.dashboard.auth import issue_token
+
+    if not config.dashboard.jwt_secret:
+        sys.stderr.write("central-sync token: set dashboard.jwt_secret (CENTRAL_DASHBOARD__JWT_SECRET) first\n")
+        return 2
+    if args.ttl <= 0:
+        sys.stderr.write("central-sync token: --ttl must be positive\n")
+        return 2
+    sys.stdout.write(
+        issue_token(config.dashboard.jwt_secret, user_id=args.user_id, ttl_seconds=args.ttl, shop_id=args.shop_id)
+        + "\n"
+    )
+    return 0
 
 
 def _serve(config: CentralConfig, args: argparse.Namespace) -> int:
@@ -61,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(config, args)
+        if args.command == "token":
+            return _token(config, args)
         return _migrate(config, args)
     except CentralError as err:
         _LOGGER.error("%s", err.message)

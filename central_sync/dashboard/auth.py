@@ -6,6 +6,7 @@ Claims: `sub` (user id) and `exp` are required. `role: "operator"` sees every sh
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import jwt
@@ -37,6 +38,14 @@ class Viewer:
         if requested and requested != self.shop_id:
             raise DashboardError(403, "FORBIDDEN", "this token may only see its own shop")
         return [str(self.shop_id)]
+
+
+def issue_token(secret: str, *, user_id: str, ttl_seconds: int, shop_id: str | None = None) -> str:
+    """A dashboard token: an operator's (all shops) when `shop_id` is None, else a shop user's."""
+    now = int(time.time())
+    claims: dict[str, object] = {"sub": user_id, "iat": now, "exp": now + ttl_seconds}
+    claims.update({"shop_id": shop_id} if shop_id else {"role": OPERATOR})
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
 def viewer_from_header(header: str, config: DashboardConfig) -> Viewer:
