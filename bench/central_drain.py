@@ -1,12 +1,14 @@
 """Drain rate of the central ingest: N result envelopes -> PostgreSQL, in results per second.
 
     .venv/bin/python -m bench.central_drain [--messages 10000] [--nodes 10] [--batch 500] [--live] [--no-kafka]
+                                            [--json PATH]
 
 Starts its own Mosquitto (tests/services.py), creates and migrates a throw-away database on the local PostgreSQL
 (127.0.0.1:5432) and, unless --no-kafka, a tansu broker for the relay. By default the envelopes are PRE-PUBLISHED
 into central's persistent session while it is offline (a node fleet coming back after an outage); with --live
 they are published while central runs. The clock runs from central's start (or the first publish with --live)
-until every job is in PostgreSQL. Run it from the repository root.
+until every job is in PostgreSQL. Run it from the repository root. `--json PATH` also writes the figures there
+(bench/sync_figures.py puts them into docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -118,7 +120,7 @@ async def _wait_for(dsn: str, sql: str, target: int) -> float:
     return time.perf_counter() - started
 
 
-async def _run(args: argparse.Namespace, broker: Mosquitto, db_url: str, kafka: str | None) -> None:
+async def _run(args: argparse.Namespace, broker: Mosquitto, db_url: str, kafka: str | None) -> dict[str, Any]:
     config = CentralConfig.model_validate({
         "database": {"url": db_url, "migrate_on_start": False},
         "mqtt": {"url": broker.url, "client_id": CLIENT_ID, "receive_maximum": args.receive_maximum},
@@ -163,10 +165,18 @@ async def _run(args: argparse.Namespace, broker: Mosquitto, db_url: str, kafka: 
     if relay_seconds is not None:
         rate = args.messages / relay_seconds
         print(f"  all relayed to Kafka (tansu) after {relay_seconds:.2f} s = {rate:.0f} events/s")
+    return {
+        "messages": args.messages, "nodes": args.nodes, "batch": args.batch, "mode": mode,
+        "publish_seconds": round(publish_seconds, 3), "drain_seconds": round(drain, 3),
+        "drain_rate": round(args.messages / drain, 1), "batches": stats.batches, "accepted": stats.accepted,
+        "duplicates": stats.duplicates, "rejected": stats.rejected,
+        "relay_seconds": None if relay_seconds is None else round(relay_seconds, 3),
+        "relay_rate": None if relay_seconds is None else round(args.messages / relay_seconds, 1),
+    }
 
 
-def main() -> None:
-    """Entry point."""
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of this benchmark."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--nodes", type=int, default=10)
@@ -175,19 +185,27 @@ def main() -> None:
     parser.add_argument("--receive-maximum", type=int, default=2000, help="mqtt.receive_maximum")
     parser.add_argument("--live", action="store_true", help="publish while central runs")
     parser.add_argument("--no-kafka", action="store_true", help="do not run the relay")
-    args = parser.parse_args()
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    return parser
+
+
+def main() -> None:
+    """Entry point."""
+    args = build_parser().parse_args()
     pg = PostgresServer()
     db_url = pg.create_database("central_bench")
     with tempfile.TemporaryDirectory() as tmp:
         broker = Mosquitto(Path(tmp) / "mosquitto").start()
         tansu = None if args.no_kafka else Tansu(Path(tmp) / "tansu").start()
         try:
-            asyncio.run(_run(args, broker, db_url, tansu.bootstrap if tansu else None))
+            figures = asyncio.run(_run(args, broker, db_url, tansu.bootstrap if tansu else None))
         finally:
             broker.stop()
             if tansu is not None:
                 tansu.stop()
             pg.drop_database(db_url)
+    if args.json is not None:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

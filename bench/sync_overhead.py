@@ -1,6 +1,6 @@
 """How much OCR throughput the node loses while sync drains a backlog (target: under 5%).
 
-    .venv/bin/python -m bench.sync_overhead [--jobs 100] [--backlog 10000] [--rounds 3] [--node-cores 1]
+    .venv/bin/python -m bench.sync_overhead [--jobs 100] [--backlog 10000] [--rounds 3] [--node-cores 1] [--json PATH]
 
 Each round runs the node in this process (create_app, real engines, aiohttp test server) twice on a fresh data
 dir: once with sync off, once with sync on and `--backlog` result rows (real result bodies) already in the
@@ -11,6 +11,7 @@ shop box); Mosquitto and the fake central run on the other CPUs, as they run on 
 
 Two figures, medians over the rounds: jobs per second (wall clock; noisy on a shared machine) and jobs per CPU
 second of the node process (OCR plus everything sync costs the node: the loss on a node OCR keeps busy).
+`--json PATH` also writes the figures there (bench/sync_figures.py puts them into docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -235,7 +236,7 @@ def pin(cores: int) -> tuple[set[int], set[int]]:
     return node, rest
 
 
-async def main_async(args: argparse.Namespace) -> None:
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     node_cores, service_cores = pin(args.node_cores)
     print(f"node on CPUs {sorted(node_cores)}, Mosquitto and central on {sorted(service_cores)}; "
           f"{args.jobs} jobs per run, backlog {args.backlog}, {args.rounds} rounds", flush=True)
@@ -277,6 +278,19 @@ async def main_async(args: argparse.Namespace) -> None:
     print(f"throughput ratio on/off: {rate_on / rate_off:.3f} (lost: {(1 - rate_on / rate_off) * 100:.1f}%)")
     print(f"CPU-efficiency ratio on/off: {cpu_on / cpu_off:.3f} (lost: {(1 - cpu_on / cpu_off) * 100:.1f}%; "
           "the loss on a node whose cores OCR keeps busy, whatever the scheduler does)")
+    return {
+        "jobs": args.jobs, "backlog": args.backlog, "rounds": args.rounds, "node_cores": args.node_cores,
+        "concurrency": args.concurrency, "rate_off": round(rate_off, 3), "rate_on": round(rate_on, 3),
+        "per_cpu_off": round(cpu_off, 3), "per_cpu_on": round(cpu_on, 3),
+        "throughput_lost_pct": round((1 - rate_on / rate_off) * 100, 2),
+        "cpu_efficiency_lost_pct": round((1 - cpu_on / cpu_off) * 100, 2),
+        "rounds_detail": [
+            {"rate_off": round(a["rate"], 3), "rate_on": round(b["rate"], 3), "per_cpu_off": round(a["per_cpu"], 3),
+             "per_cpu_on": round(b["per_cpu"], 3), "backlog_before": b["backlog_before"],
+             "backlog_after": b["backlog_after"]}
+            for a, b in zip(off, on, strict=True)
+        ],
+    }
 
 
 def main() -> None:
@@ -289,12 +303,15 @@ def main() -> None:
                         help="CPUs the node is pinned to (workers and ONNX threads match); the rest run Mosquitto "
                              "and the fake central, which in a shop run on other machines")
     parser.add_argument("--nice-services", action="store_true", help="also give Mosquitto and central nice 19")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--central", type=int, help=argparse.SUPPRESS)  # internal: run the fake central
     args = parser.parse_args()
     if args.central:
         run_central(args.central)
         return
-    asyncio.run(main_async(args))
+    figures = asyncio.run(main_async(args))
+    if args.json is not None:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import pytest
 
 from edge_node.store import outbox as outbox_store
 from edge_node.store.db import Database
-from edge_node.sync.outbox import OutboxPublisher
+from edge_node.sync.outbox import UNSENDABLE_KEY, OutboxPublisher
 from shared_models.messages import Ack, Envelope, NodeStatus
 from shared_models.topics import ack_topic
 from tests.edge_node.sync.brokers import eventually
@@ -114,7 +114,7 @@ async def test_only_valid_acks_for_sent_rows_delete(db: Database, fake: tuple[Fa
     assert publisher.in_flight == 2 and backlog(db) == 2
 
 
-async def test_rows_that_can_never_be_sent_are_dropped_and_the_rest_go(
+async def test_rows_that_can_never_be_sent_go_as_stand_ins_so_seq_stays_contiguous(
     db: Database, fake: tuple[FakeLink, OutboxPublisher], caplog: pytest.LogCaptureFixture
 ) -> None:
     link, publisher = fake
@@ -127,10 +127,18 @@ async def test_rows_that_can_never_be_sent_are_dropped_and_the_rest_go(
 
     db.run_sync(write)
     link.up()
-    assert await eventually(lambda: len(link.envelopes()) == 2, 2)
-    assert [json.dumps(e.body) for e in link.envelopes()] == ['{"job_id": "a"}', '{"job_id": "c"}']
-    assert await eventually(lambda: backlog(db) == 2, 2)
-    assert "cannot be sent and is dropped" in caplog.text
+    assert await eventually(lambda: len(link.envelopes()) == 4, 2)
+    envelopes = link.envelopes()
+    assert [e.seq for e in envelopes] == [1, 2, 3, 4]  # no gap: central's contiguous ack can pass every seq
+    assert [e.kind.value for e in envelopes] == ["results", "errors", "errors", "errors"]
+    assert [json.dumps(e.body) for e in (envelopes[0], envelopes[3])] == ['{"job_id": "a"}', '{"job_id": "c"}']
+    stand_in = envelopes[1].body[UNSENDABLE_KEY]
+    assert stand_in["seq"] == 2 and stand_in["kind"] == "unknown-kind" and stand_in["job_id"] == "b"
+    assert "job_id" not in envelopes[1].body and "job_id" not in envelopes[2].body[UNSENDABLE_KEY]
+    assert "cannot be sent; sending a stand-in" in caplog.text
+    assert backlog(db) == 4  # nothing is deleted before central's ack
+    link.deliver_ack(4)
+    assert await eventually(lambda: backlog(db) == 0, 2)
 
 
 async def test_a_finished_job_wakes_the_drain_at_once(db: Database, fake: tuple[FakeLink, OutboxPublisher]) -> None:
