@@ -5,11 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import ValidationError
 
 from edge_node.errors import PayloadTooLargeError, ValidationFailedError
 from shared_models.ocr import OcrOptions
 
+#: What aiohttp's multipart parser raises for a body that breaks the format (bad part headers, boundaries,
+#: a `_charset_` field it cannot use): all of them are the client's fault, answered with 400.
+MALFORMED_BODY_ERRORS = (ValueError, AssertionError, LookupError, RuntimeError, HttpProcessingError)
 #: Form fields other than files are short; anything longer is a client bug or an attack.
 MAX_FIELD_BYTES = 1024
 #: Read uploads in chunks of this size so the cap is enforced before the whole body is in memory.
@@ -31,17 +35,15 @@ async def read_upload(request: web.Request, *, max_file_bytes: int, max_files: i
     if not request.content_type.startswith("multipart/"):
         raise ValidationFailedError("send the image as multipart/form-data with a field named 'image'")
     try:
-        reader = await request.multipart()
-    except (ValueError, AssertionError) as err:
+        return await _read_parts(request, max_file_bytes, max_files)
+    except MALFORMED_BODY_ERRORS as err:
         raise ValidationFailedError(f"malformed multipart body: {err}") from err
+
+
+async def _read_parts(request: web.Request, max_file_bytes: int, max_files: int) -> Upload:
+    reader = await request.multipart()
     upload = Upload()
-    while True:
-        try:
-            part = await reader.next()
-        except ValueError as err:
-            raise ValidationFailedError(f"malformed multipart body: {err}") from err
-        if part is None:
-            break
+    while (part := await reader.next()) is not None:
         if not isinstance(part, BodyPartReader):
             raise ValidationFailedError("nested multipart bodies are not accepted")
         name = part.name or ""
