@@ -27,7 +27,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/pip install -q -c requirements.lock --config-settings editable_mode=compat -e '.[edge,central,dev]'
+	$(BIN)/pip install -q -c requirements.lock --config-settings editable_mode=compat -e '.[edge,central,dev,export]'
 	@touch $@
 
 run: setup

@@ -14,7 +14,6 @@ reads each golden line alone, as the exporter did.
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -58,7 +57,9 @@ class TrocrConfig:
 
 
 @dataclass
-class _Decoded:
+class Generated:
+    """One line's greedy decoding: token ids (end token excluded), each one's probability, whether it ended."""
+
     ids: list[int] = field(default_factory=list)
     probs: list[float] = field(default_factory=list)
     complete: bool = False
@@ -116,9 +117,7 @@ class TrocrRecognizer:
         self._decoder_past = create_session(
             bundle.path_for("decoder_with_past"), threads=threads, enable_gpu=enable_gpu
         )
-        self._tokenizer = _load_tokenizer(bundle.path_for("tokenizer"))
-        # tokenizers' decode is thread-safe, but keep one decoding at a time per tokenizer to be safe on a Pi.
-        self._tokenizer_lock = threading.Lock()
+        self._tokenizer = _load_tokenizer(bundle.path_for("tokenizer"))  # thread-safe: workers share it
         self._encoder_output = self._encoder.get_outputs()[0].name
         self._past_inputs = [i.name for i in self._decoder_past.get_inputs() if i.name.startswith("past_key_values.")]
         missing = {n.replace("past_key_values.", "present.") for n in self._past_inputs} - {
@@ -131,9 +130,8 @@ class TrocrRecognizer:
         """Read each crop as one line, in batches of `BATCH`."""
         readings: list[LineReading] = []
         for start in range(0, len(crops), BATCH):
-            for decoded in self._decode(crops[start : start + BATCH]):
-                with self._tokenizer_lock:
-                    text, probs = char_probabilities(self._tokenizer, decoded.ids, decoded.probs)
+            for decoded in self.generate(crops[start : start + BATCH]):
+                text, probs = char_probabilities(self._tokenizer, decoded.ids, decoded.probs)
                 readings.append(line_reading(text, probs, complete=decoded.complete))
         return readings
 
@@ -162,11 +160,11 @@ class TrocrRecognizer:
         except Exception as err:  # onnxruntime raises bare RuntimeError/Fail subclasses
             raise ModelError(f"trocr {what} failed: {err}") from err
 
-    def _decode(self, crops: list[np.ndarray]) -> list[_Decoded]:
-        """Greedy decoding of one batch, keeping each chosen token's probability."""
+    def generate(self, crops: list[np.ndarray]) -> list[Generated]:
+        """Greedy decoding of one batch (all `crops` at once), keeping each chosen token's probability."""
         pixels = np.stack([preprocess(crop, self._input) for crop in crops])
         hidden = self._run(self._encoder, {"pixel_values": pixels}, "encoder")[self._encoder_output]
-        rows = [_Decoded() for _ in crops]
+        rows = [Generated() for _ in crops]
         tokens = np.full((len(crops), 1), self._spec.start_token_id, dtype=np.int64)
         outputs = self._run(self._decoder, {"input_ids": tokens, "encoder_hidden_states": hidden}, "decoder")
         past = {name: outputs[name.replace("past_key_values.", "present.")] for name in self._past_inputs}
