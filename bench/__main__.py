@@ -1,4 +1,5 @@
-"""Command line: ``python -m bench accuracy --set NAME [--data DIR] [--url URL] [--token TOKEN] [--limit N]``.
+"""Command line: ``python -m bench accuracy --set NAME [--data DIR] [--url URL] [--token TOKEN] [--limit N]``;
+``python -m bench queue``; ``python -m bench speed [--setup-peer] [options]`` (see ``bench/speed.py``).
 
 NAME is one of the sets in ``bench.sets.SETS`` or ``all``. Without ``--url`` the pipeline runs in this process
 (engines from ``EdgeConfig()``); with it, every image is POSTed to the node's ``/api/v1/ocr/process``. The figures
@@ -50,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     accuracy.add_argument("--no-docs", action="store_true", help="Do not touch the Markdown file.")
     accuracy.add_argument("--quiet", action="store_true", help="No progress lines on stderr.")
     commands.add_parser("queue", help="Queue throughput, cache hits and crash recovery against a real node.")
+    from bench.speed import add_arguments as add_speed_arguments
+
+    speed = commands.add_parser(
+        "speed", help="Latency, throughput, RSS and cold start of a real node beside the raw engines and rapidocr-api."
+    )
+    add_speed_arguments(speed)
     return parser
 
 
@@ -112,6 +119,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bench.queue_speed import main as queue_main
 
         return queue_main()
+    if args.command == "speed":
+        from bench.speed import main as speed_main
+
+        return speed_main(args, argv, command_line(argv))
     if not args.data.is_dir():
         print(f"benchmark data folder not found: {args.data}", file=sys.stderr)
         return 2

@@ -1,0 +1,62 @@
+"""PP-OCR recognizer speed work keeps its readings: width-aware batching and decoding only the allowed classes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from support import render_lines, rgb
+
+from edge_node.engines import ppocr
+from edge_node.engines.registry import EngineSet
+
+
+@pytest.mark.parametrize(
+    "widths",
+    [[], [48], [281, 64, 108], [100] * 20, [300, 310, 300, 50, 50, 900, 60], [1600, 1600, 1600, 3200, 3200]],
+)
+def test_batches_cover_every_crop_once_and_never_pad(widths: list[int]) -> None:
+    batches = ppocr._batches(widths)
+    assert sorted(i for b in batches for i in b) == list(range(len(widths)))
+    for batch in batches:
+        assert 1 <= len(batch) <= ppocr.REC_BATCH
+        assert len({widths[i] for i in batch}) == 1  # no crop is padded to a wider one
+        if len(batch) > 1:
+            assert len(batch) * widths[batch[0]] <= ppocr.REC_MAX_BATCH_COLUMNS
+
+
+def test_equal_widths_share_runs() -> None:
+    assert ppocr._batches([100] * 20) == [list(range(8)), list(range(8, 16)), list(range(16, 20))]
+    assert ppocr._batches([600, 48, 600]) == [[1], [0, 2]]
+
+
+def test_batched_reading_equals_one_crop_at_a_time(engines: EngineSet) -> None:
+    recognizer = engines.recognizers["ppocr"]
+    texts = ["TOTAL 12.30", "RM", "THANK YOU FOR SHOPPING WITH US", "45", "CASH 20.00"]
+    crops = [rgb(render_lines([text])) for text in texts]
+    together = recognizer.recognize(crops, "en")
+    alone = [recognizer.recognize([crop], "en")[0] for crop in crops]
+    assert [r.text for r in together] == [r.text for r in alone] == texts
+    for a, b in zip(together, alone, strict=True):
+        assert a.confidence == pytest.approx(b.confidence, abs=1e-4)
+
+
+def test_decoding_only_allowed_classes_matches_masking_all_of_them(engines: EngineSet) -> None:
+    """The old decoder zeroed every disallowed class of the T x 18,710 output; the new one looks at the allowed
+    columns only. Same characters, same probabilities, CJK never wins."""
+    recognizer = engines.recognizers["ppocr"]
+    assert isinstance(recognizer, ppocr.PpocrRecognizer)
+    index = recognizer._allowed_index
+    classes = len(recognizer._charset)
+    rng = np.random.default_rng(3)
+    probs = rng.random((60, classes)).astype(np.float32)
+    probs[:, 5000] = 2.0  # a CJK class that would win if it were allowed
+    allowed = np.zeros(classes, dtype=bool)
+    allowed[index] = True
+    masked = np.where(allowed, probs, 0.0)
+    reading = recognizer._decode(probs, 1.0, np.empty(0))
+    expected_best = masked.argmax(axis=1)
+    keep = expected_best != 0
+    keep[1:] &= expected_best[1:] != expected_best[:-1]
+    expected = "".join(recognizer._charset[expected_best[keep]]).strip()
+    assert reading.text == expected
+    assert not allowed[5000]
