@@ -65,9 +65,7 @@ def test_link_sets_a_persistent_v5_session_last_will_and_credentials() -> None:
 
 
 def test_mqtts_uses_tls_with_the_configured_ca(tmp_path: Path) -> None:
-    ca = Path(ssl.get_default_verify_paths().cafile or "/etc/ssl/certs/ca-certificates.crt")
-    if not ca.exists():
-        pytest.skip("no CA bundle on this machine")
+    ca = _self_signed_ca(tmp_path)
     config = SyncConfig(enabled=True, broker_url="mqtts://central.example.com", tls_ca_file=ca)
     link = MqttLink(config, "edge-x", will_topic="t/status", will_payload=b"x")
     assert link.address.tls
@@ -114,3 +112,26 @@ def test_sync_threads_run_at_a_lower_priority_than_the_rest() -> None:
     thread.join()
     assert seen["sync"] == SYNC_THREAD_NICE
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < SYNC_THREAD_NICE  # this thread untouched
+
+
+def _self_signed_ca(folder: Path) -> Path:
+    """A throwaway CA certificate in PEM, so the TLS set-up never depends on the machine's bundle."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "zakpos-test-ca")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    path = folder / "ca.pem"
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return path
