@@ -21,6 +21,7 @@ from central_sync.db.models import kafka_outbox
 from central_sync.ingest import Ingest
 from central_sync.kafka import KafkaRelay
 from central_sync.keys import CONFIG, ENGINE, INGEST, RELAY, STARTED_AT
+from central_sync.ratelimit import setup_rate_limits
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -96,6 +97,7 @@ def create_app(config: CentralConfig) -> web.Application:
     app = web.Application()
     app[CONFIG] = config
     app[STARTED_AT] = time.monotonic()
+    setup_rate_limits(app, config.rate_limit)  # every authenticated /api/v1 route but health
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_workers)
     app.router.add_get("/api/v1/health", health)

@@ -104,6 +104,23 @@ class IngestConfig(_Section):
     retry_max_seconds: float = Field(30.0, gt=0, description="Longest delay between write retries.")
 
 
+class RateLimitConfig(_Section):
+    """Quotas of the authenticated HTTP API (/api/v1/ except health): 429 QUOTA_EXCEEDED past them, 0 disables.
+
+    Higher than the node's OCR quotas (100/min, 1000/h): one dashboard tab refreshing every 5 s asks for 8 views
+    each time, 96 requests a minute. Counted per replica (central_sync/ratelimit.py).
+    """
+
+    user_per_minute: int = Field(
+        300, ge=0, description="Requests one user (token `sub`) may make in any 60 s window; 0 disables."
+    )
+    shop_per_hour: int = Field(
+        20_000, ge=0,
+        description="Requests the users of one shop (token `shop_id`) may make together in any 3600 s window; "
+        "operator tokens belong to no shop and have the user quota only; 0 disables.",
+    )
+
+
 class KafkaConfig(_Section):
     """The outbox relay to Kafka (acks=all; no idempotence or transactions, see STACK-NOTES)."""
 
@@ -142,6 +159,7 @@ class CentralConfig(_Section):
     database: DatabaseConfig = Field(default_factory=DatabaseConfig, description="PostgreSQL.")
     mqtt: MqttConfig = Field(default_factory=MqttConfig, description="MQTT broker.")
     ingest: IngestConfig = Field(default_factory=IngestConfig, description="Ingest batching.")
+    rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig, description="HTTP API request quotas.")
     kafka: KafkaConfig = Field(default_factory=KafkaConfig, description="Kafka relay.")
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig, description="Dashboard page and API.")
 
