@@ -20,8 +20,10 @@ from edge_node.auth import build_verifier, load_or_create_secret
 from edge_node.config import EdgeConfig
 from edge_node.engines.registry import EngineSet, build_engines
 from edge_node.errors import ServiceUnavailableError
+from edge_node.models.manager import ModelManager
 from edge_node.store.db import Database
 from edge_node.store.images import ImageVault, load_key, load_or_create_key
+from edge_node.sync.models import subscribe_model_updates
 from edge_node.sync.outbox import OutboxPublisher
 from edge_node.worker import JobQueue
 
@@ -61,11 +63,20 @@ def create_app(config: EdgeConfig, engines: EngineSet | None = None) -> web.Appl
         queue = JobQueue(config, db, app[keys.ENGINES], vault)
         app[keys.QUEUE] = queue
         queue.add_listener(app[keys.EVENTS].publish)
+        manager = None
+        if config.models.updates:  # before the queue starts, so the first job already meets the installed model
+            manager = ModelManager(config, db, app[keys.ENGINES])
+            await manager.start()
+            app[keys.MODELS] = manager
         await queue.start()
         publisher = None
         if config.sync.enabled:
             publisher = OutboxPublisher(config.sync, config.node.node_id, config.auth.shop_id, db)
             queue.add_listener(publisher.job_event)
+            if manager is not None:
+                publisher.model_versions = manager.model_versions
+                manager.on_change = publisher.refresh_status
+                subscribe_model_updates(publisher.link, config.auth.shop_id, config.node.node_id, manager.receive)
             app[keys.SYNC] = publisher
             await publisher.start()
         retention = asyncio.create_task(
@@ -75,6 +86,8 @@ def create_app(config: EdgeConfig, engines: EngineSet | None = None) -> web.Appl
         retention.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await retention
+        if manager is not None:
+            await manager.stop()
         if publisher is not None:
             await publisher.stop()
         await queue.stop(grace_seconds=config.worker.processing_timeout_seconds)

@@ -91,7 +91,14 @@ class StorageConfig(_Section):
         description="Retired image keys: blobs written with them stay readable and are re-encrypted on read.",
     )
     purge_interval_seconds: float = Field(
-        3600, gt=0, description="How often images past retention are purged (also once at start-up)."
+        3600, gt=0, description="How often images past retention and audit rows past audit retention are purged "
+        "(also once at start-up)."
+    )
+    audit_retention_days: float = Field(
+        365, gt=0,
+        description="Rows of the image audit log (who read or deleted which stored image, when, why) are deleted "
+        "after this many days. Longer than retention_days on purpose: the record of who saw an image must outlive "
+        "the image, to answer for it after the image is gone (a year covers a yearly review).",
     )
 
     @property
@@ -255,6 +262,41 @@ class SyncConfig(_Section):
     metrics_interval_seconds: float = Field(60.0, gt=0, description="How often a metrics snapshot is queued.")
 
 
+class ModelsConfig(_Section):
+    """Model updates from central (DESIGN §6): announced over the sync link, downloaded over HTTP, verified with
+    ocr.trusted_keys, self-tested in a staging slot, swapped in, watched, rolled back on failure."""
+
+    updates: bool = Field(False, description="Follow central's model rollouts (needs sync.enabled and trusted_keys).")
+    central_url: str | None = Field(
+        None, description="http(s)://HOST:PORT of the central service that serves the bundles."
+    )
+    central_token: str | None = Field(
+        None, description="Bearer token for central's model downloads (`central-sync token --user-id NODE`)."
+    )
+    dir: Path | None = Field(None, description="Where bundles are unpacked; default DATA_DIR/models.")
+    download_attempts: int = Field(5, ge=1, le=100, description="Tries per download (each resumes the last).")
+    download_timeout_seconds: float = Field(30.0, gt=0, description="A download stalled this long is retried.")
+    retry_seconds: float = Field(
+        300.0, gt=0, description="After a download failure (no link to central), try the update again this often."
+    )
+    max_bundle_mb: int = Field(1024, ge=1, description="A bundle larger than this (packed or unpacked) is refused.")
+    probation_jobs: int = Field(
+        50, ge=1, description="A newly swapped model is watched over this many of its calls (one per job)."
+    )
+    max_error_rate: float = Field(
+        0.2, ge=0, le=1, description="Failure rate over the probation window that rolls the new model back."
+    )
+    shadow_report_seconds: float = Field(
+        60.0, gt=0, description="How often a shadow model's agreement is reported to central."
+    )
+
+    @model_validator(mode="after")
+    def _updates_need_a_source(self) -> ModelsConfig:
+        if self.updates and not self.central_url:
+            raise ValueError("models.updates is on but models.central_url (where bundles come from) is not set")
+        return self
+
+
 class EdgeConfig(_Section):
     """Root configuration of the edge node."""
 
@@ -268,6 +310,20 @@ class EdgeConfig(_Section):
     sync: SyncConfig = Field(default_factory=SyncConfig, description="Sync to the central service.")
     cache: CacheConfig = Field(default_factory=CacheConfig, description="Result cache.")
     rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig, description="Request quotas.")
+    models: ModelsConfig = Field(default_factory=ModelsConfig, description="Model updates from central.")
+
+    @model_validator(mode="after")
+    def _model_updates_are_verifiable(self) -> EdgeConfig:
+        if self.models.updates and not self.ocr.trusted_keys:
+            raise ValueError("models.updates is on but ocr.trusted_keys lists no key to verify bundles with")
+        if self.models.updates and not self.sync.enabled:
+            raise ValueError("models.updates is on but sync is disabled: rollouts are announced over the sync link")
+        return self
+
+    @property
+    def models_dir(self) -> Path:
+        """Where model bundles are downloaded and unpacked."""
+        return self.models.dir or self.storage.data_dir / "models"
 
 
 def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None) -> EdgeConfig:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -55,15 +55,14 @@ RECOGNIZER_FACTORIES: dict[str, Callable[[OcrConfig], TextRecognizer]] = {
 }
 
 
-@dataclass
-class EngineSet:
-    """The loaded detector and recognizers, and the routing rules between them."""
+@dataclass(frozen=True)
+class Routing:
+    """Which recognizer reads which language: replaced whole, never edited, so a reader sees one consistent
+    state (a job that started before a model swap finishes with the recognizers it found)."""
 
-    detector: TextDetector
     recognizers: dict[str, TextRecognizer]
     primary: dict[str, str]
     fallback: str | None
-    load_seconds: dict[str, float] = field(default_factory=dict)
 
     def primary_for(self, language: str) -> TextRecognizer:
         """The recognizer that reads `language` first."""
@@ -78,6 +77,54 @@ class EngineSet:
             return None
         engine = self.recognizers.get(self.fallback)
         return engine if engine is not None and language in engine.languages else None
+
+
+class EngineSet:
+    """The loaded detector and recognizers, and the routing rules between them (swappable, see `swap`)."""
+
+    def __init__(self, detector: TextDetector, recognizers: dict[str, TextRecognizer], primary: dict[str, str],
+                 fallback: str | None, load_seconds: dict[str, float] | None = None) -> None:
+        self.detector = detector
+        self.routing = Routing(dict(recognizers), dict(primary), fallback)
+        #: The routing built from config at start-up: what "the embedded default" means for a rollback.
+        self.default_routing = self.routing
+        self.load_seconds = dict(load_seconds or {})
+
+    @property
+    def recognizers(self) -> dict[str, TextRecognizer]:
+        """Loaded recognizers by key (of the current routing)."""
+        return self.routing.recognizers
+
+    @property
+    def primary(self) -> dict[str, str]:
+        """Language -> key of its primary recognizer."""
+        return self.routing.primary
+
+    @property
+    def fallback(self) -> str | None:
+        """Key of the fallback recognizer."""
+        return self.routing.fallback
+
+    def primary_for(self, language: str) -> TextRecognizer:
+        """The recognizer that reads `language` first."""
+        return self.routing.primary_for(language)
+
+    def fallback_for(self, language: str) -> TextRecognizer | None:
+        """The second opinion for `language`, if one is configured and can read it."""
+        return self.routing.fallback_for(language)
+
+    def swap(self, routing: Routing) -> Routing:
+        """Serve with `routing` from the next lookup on (one attribute assignment: atomic); returns the old one."""
+        old, self.routing = self.routing, routing
+        return old
+
+    def with_primary(self, key: str, recognizer: TextRecognizer, languages: frozenset[str],
+                     base: Routing | None = None) -> Routing:
+        """`base` (default: the embedded default) with `recognizer` registered as `key` and primary for
+        `languages`; nothing is swapped yet."""
+        base = base or self.default_routing
+        primary = dict(base.primary) | {language: key for language in languages}
+        return Routing({**base.recognizers, key: recognizer}, primary, base.fallback)
 
     @property
     def names(self) -> list[str]:

@@ -112,6 +112,14 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX idx_image_audit_job ON image_audit_log(job_id);
     """,
+    # 4: the model-update state (edge_node.models): which bundle serves, which one it replaced, failed updates.
+    """
+    CREATE TABLE model_state (
+        slot TEXT PRIMARY KEY,
+        data TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    """,
 ]
 
 

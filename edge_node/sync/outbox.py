@@ -77,6 +77,8 @@ class OutboxPublisher:
         self._db = db
         self._clock = clock
         self._status_topic = up_topic(shop_id, node_id, UpKind.STATUS)
+        #: Set by the app when models are managed: language -> serving engine/bundle, in the retained status.
+        self.model_versions: Callable[[], dict[str, str]] | None = None
         self.link = link or MqttLink(settings, client_id(node_id), will_topic=self._status_topic,
                                      will_payload=self._status("offline"))
         self.link.subscribe(ack_topic(shop_id, node_id), self._on_ack_message, on_network_thread=True)
@@ -319,8 +321,14 @@ class OutboxPublisher:
     def _status(self, state: str) -> bytes:
         at = datetime.now(UTC) if state == "online" else None
         backlog = self.backlog if state == "online" else None
+        models = self.model_versions() if self.model_versions is not None else {}
         return NodeStatus(node_id=self.node_id, shop_id=self.shop_id, state=state, version=__version__,
-                          backlog=backlog, at=at).model_dump_json().encode()
+                          backlog=backlog, at=at, model_versions=models).model_dump_json().encode()
+
+    def refresh_status(self) -> None:
+        """Something in the status changed (e.g. the serving model): publish it again at the next drain step."""
+        self._status_due = True
+        self._wakeup.set()
 
     async def _metrics_forever(self) -> None:
         while True:
