@@ -7,6 +7,7 @@ import hashlib
 import json
 import shutil
 import tarfile
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -62,3 +63,13 @@ def rollout(archive: Path, name: str, version: str, rollout_id: int, *, shadow: 
 def announcement(revision: int, *rollouts: ModelRollout) -> ModelAnnouncement:
     """The desired state with these rollouts."""
     return ModelAnnouncement(revision=revision, rollouts=rollouts, at=datetime.now(UTC))
+
+
+@dataclass(frozen=True)
+class Tars:
+    """Packed bundles: good versions, one signed by an unknown key, one whose self-test fails."""
+
+    v1: Path
+    v2: Path
+    wrong_key: Path
+    bad_self_test: Path

@@ -74,6 +74,7 @@ class ModelManager:
         self.last_update: dict[str, Any] | None = None
         self._retry_due = False
         self._wakeup = asyncio.Event()
+        self._busy = asyncio.Lock()  # one change at a time: an update and a probation rollback never interleave
         self._tasks: list[asyncio.Task[None]] = []
         self._http: aiohttp.ClientSession | None = None
         self._reported_shadow: tuple[int, int] | None = None
@@ -147,12 +148,13 @@ class ModelManager:
     async def apply(self, announcement: ModelAnnouncement) -> None:
         """Converge on what `announcement` asks of this node."""
         node, shop = self._config.node.node_id, self._config.auth.shop_id
-        self._retry_due = False
-        done = await self._converge_serving(announcement.serving_for(shop, node))
-        done = await self._converge_shadow(announcement.shadow_for(shop, node)) and done
-        if done and announcement.revision > self.revision:
-            self.revision = announcement.revision
-            await self._db.run(model_state.put_slots, {"revision": {"revision": announcement.revision}})
+        async with self._busy:
+            self._retry_due = False
+            done = await self._converge_serving(announcement.serving_for(shop, node))
+            done = await self._converge_shadow(announcement.shadow_for(shop, node)) and done
+            if done and announcement.revision > self.revision:
+                self.revision = announcement.revision
+                await self._db.run(model_state.put_slots, {"revision": {"revision": announcement.revision}})
 
     async def _converge_serving(self, target: ModelRollout | None) -> bool:
         if target is None:
@@ -162,7 +164,9 @@ class ModelManager:
                 retired = self.serving
                 self._unserve()
                 await self._db.run(model_state.put_slots, {"serving": None, "previous": None})
+                self.previous = None
                 self._updated("restored-default", retired.label)
+                await asyncio.to_thread(self._prune)
             return True
         if self.serving is not None and self.serving.sha256 == target.bundle.sha256:
             return True
@@ -186,6 +190,7 @@ class ModelManager:
             if self.shadow is not None:
                 self._stop_shadow()
                 await self._db.run(model_state.put_slots, {"shadow": None})
+                await asyncio.to_thread(self._prune)
             return True
         if self.shadow is not None and self.shadow.sha256 == target.bundle.sha256:
             return True
@@ -281,6 +286,10 @@ class ModelManager:
         asyncio.get_running_loop().create_task(self._roll_back(reason), name="model-rollback")
 
     async def _roll_back(self, reason: str) -> None:
+        async with self._busy:
+            await self._roll_back_now(reason)
+
+    async def _roll_back_now(self, reason: str) -> None:
         failed, previous = self.serving, self.previous
         if failed is None:
             return
@@ -299,6 +308,7 @@ class ModelManager:
             self._serve(restored, recognizer, probation=False)
             await self._db.run(model_state.put_slots, {"serving": restored.to_doc()})
         self.previous = None
+        await asyncio.to_thread(self._prune)
 
     def _confirm(self, sha256: str) -> None:
         if self.serving is None or self.serving.sha256 != sha256:
