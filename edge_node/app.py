@@ -12,6 +12,7 @@ from aiohttp import web
 
 from edge_node import keys
 from edge_node.api.cors import cors_middleware, setup_cors
+from edge_node.api.health import STORAGE_PROBE
 from edge_node.api.middlewares import auth_middleware, error_middleware
 from edge_node.api.ratelimit import rate_limit_middleware, setup_rate_limits
 from edge_node.api.routes import setup_routes
@@ -23,6 +24,7 @@ from edge_node.errors import ServiceUnavailableError
 from edge_node.models.manager import ModelManager
 from edge_node.store.db import Database
 from edge_node.store.images import ImageVault, load_key, load_or_create_key
+from edge_node.store.probe import StorageProbe
 from edge_node.sync.models import subscribe_model_updates
 from edge_node.sync.outbox import OutboxPublisher
 from edge_node.worker import JobQueue
@@ -49,6 +51,7 @@ def create_app(config: EdgeConfig, engines: EngineSet | None = None) -> web.Appl
     app.on_shutdown.append(app[keys.EVENTS].close_all)
     setup_cors(app, config.server.cors_origins)
     setup_rate_limits(app, config.rate_limit)
+    app[STORAGE_PROBE] = StorageProbe(config.storage.data_dir, config.storage.database_path)
     setup_routes(app)
 
     async def state(app: web.Application) -> AsyncIterator[None]:

@@ -5,6 +5,8 @@ refused with EBUSY while SQLite holds its files open for writing. So the test se
 (`chattr +i`, which root cannot bypass, checked even on open file descriptors) on the data directory, the image
 folder, the database and its WAL while the node runs, and clears it afterwards. The node must answer 503
 SERVICE_UNAVAILABLE, keep its workers, corrupt nothing, and serve again once the disk is writable.
+In both storage faults /health answers 503 `unhealthy` with `storage.writable: false` and the reason while the
+fault lasts, and `healthy` again once it is removed (its storage probe is cached for a few seconds: polled).
 
 Full disk: the node runs in its own mount namespace with its data directory on a small tmpfs; the test fills it
 (through /proc/PID/root) and frees it again.
@@ -42,6 +44,8 @@ UPLOADS_PER_ROUND = 4
 Query = Callable[[str], list[tuple[Any, ...]]]
 #: Room for the database, its WAL and a few images; the test fills the rest.
 TMPFS_MB = 16
+#: /health reuses its storage probe for 5 s (edge_node/store/probe.py); this leaves room on a busy machine.
+HEALTH_WAIT_SECONDS = 30.0
 
 
 def _skip_or_fail(reason: str) -> None:
@@ -159,8 +163,16 @@ def _storage_fault(node: EdgeProcess, query: Query, fail: Callable[[], None], re
     assert _request(node, "DELETE", f"/api/v1/ocr/jobs/{done[0]}")[0] == 503
     assert _request(node, "GET", f"/api/v1/ocr/jobs/{done[0]}/image")[0] == 503  # no read without its audit row
     assert _request(node, "GET", f"/api/v1/ocr/jobs/{done[0]}", role="clerk")[0] == 200  # reads still work
+    sick = _wait_for_health(node, 503)
+    assert sick["success"] is False and sick["error"]["code"] == "SERVICE_UNAVAILABLE"
+    assert sick["data"]["status"] == "unhealthy" and sick["data"]["storage"]["writable"] is False
+    assert sick["data"]["storage"]["error"] and "Traceback" not in json.dumps(sick)
     time.sleep(1.0)  # the workers meet the failing disk for a while
     repair()
+    well = _wait_for_health(node, 200, status="healthy")
+    assert well["data"]["storage"] == {"writable": True, "free_bytes": well["data"]["storage"]["free_bytes"],
+                                       "error": None}
+    assert well["data"]["storage"]["free_bytes"] > 0
     status, body = asyncio.run(_post_once(node, _images(1, "AFTER")[0]))
     assert status == 200 and body["data"]["text"], body
     _wait_for(lambda: all(_statuses(query).get(job) == "completed" for job in flying), 60)
@@ -169,6 +181,27 @@ def _storage_fault(node: EdgeProcess, query: Query, fail: Callable[[], None], re
     assert len(statuses) == len(before) + len(in_flight) + 1  # the refused uploads left no half-written rows
     assert set(statuses.values()) == {"completed"}
     assert _result_job_ids(query) == sorted(statuses)  # one outcome each, none doubled by the retried writes
+
+
+def _health(node: EdgeProcess) -> tuple[int, dict[str, Any]]:
+    async def call() -> tuple[int, dict[str, Any]]:
+        async with aiohttp.ClientSession() as session, session.get(f"{node.url}/api/v1/health") as response:
+            return response.status, await response.json()
+
+    return asyncio.run(call())
+
+
+def _wait_for_health(node: EdgeProcess, http_status: int, status: str | None = None,
+                     seconds: float = HEALTH_WAIT_SECONDS) -> dict[str, Any]:
+    """Poll /health until it answers `http_status` (and `status`); its body then. Fails with the last answer."""
+    deadline = time.monotonic() + seconds
+    answer: tuple[int, dict[str, Any]] = (0, {})
+    while time.monotonic() < deadline:
+        answer = _health(node)
+        if answer[0] == http_status and (status is None or answer[1]["data"]["status"] == status):
+            return answer[1]
+        time.sleep(0.25)
+    raise AssertionError(f"/health did not answer {http_status} {status or ''} in {seconds} s: {answer}")
 
 
 async def _post_once(node: EdgeProcess, image: bytes) -> tuple[int, dict[str, Any]]:
