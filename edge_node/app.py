@@ -7,6 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
@@ -22,6 +23,7 @@ from edge_node.config import EdgeConfig
 from edge_node.engines.registry import EngineSet, build_engines
 from edge_node.errors import ServiceUnavailableError
 from edge_node.models.manager import ModelManager
+from edge_node.store import audit
 from edge_node.store.db import Database
 from edge_node.store.images import ImageVault, load_key, load_or_create_key
 from edge_node.store.probe import StorageProbe
@@ -83,7 +85,8 @@ def create_app(config: EdgeConfig, engines: EngineSet | None = None) -> web.Appl
             app[keys.SYNC] = publisher
             await publisher.start()
         retention = asyncio.create_task(
-            _purge_periodically(db, vault, config.storage.purge_interval_seconds), name="image-retention"
+            _purge_periodically(db, vault, config.storage.purge_interval_seconds, config.storage.audit_retention_days),
+            name="image-retention",
         )
         yield
         retention.cancel()
@@ -108,8 +111,11 @@ def _build_vault(config: EdgeConfig) -> ImageVault:
     return ImageVault(storage.data_dir / "images", key, storage.retention_days, old_keys, store=storage.store_images)
 
 
-async def _purge_periodically(db: Database, vault: ImageVault, interval_seconds: float) -> None:
-    """Delete images past retention at start-up and then every interval; a failing disk is retried next time."""
+async def _purge_periodically(
+    db: Database, vault: ImageVault, interval_seconds: float, audit_retention_days: float
+) -> None:
+    """Delete images past retention and audit rows past audit retention at start-up and then every interval;
+    a failing disk is retried next time."""
     while True:
         try:
             purged = await db.run(vault.purge_expired)
@@ -118,4 +124,12 @@ async def _purge_periodically(db: Database, vault: ImageVault, interval_seconds:
         else:
             if purged:
                 _LOGGER.info("purged %d images past retention", purged)
+        cutoff = datetime.now(UTC) - timedelta(days=audit_retention_days)
+        try:
+            audited = await db.run(audit.purge_older_than, cutoff)
+        except ServiceUnavailableError as err:
+            _LOGGER.warning("audit log retention purge failed: %s", err)
+        else:
+            if audited:
+                _LOGGER.info("purged %d image audit rows older than %g days", audited, audit_retention_days)
         await asyncio.sleep(interval_seconds)

@@ -109,6 +109,21 @@ JOB_SCHEMA: dict[str, Any] = {
 }
 
 
+AUDIT_ENTRY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "at", "job_id", "user_id", "role", "action", "reason"],
+    "properties": {
+        "id": {"type": "integer"},
+        "at": {"type": "string", "format": "date-time", "description": "When (UTC)"},
+        "job_id": {"type": "string", "description": "Which job's image"},
+        "user_id": {"type": "string", "description": "Who (`worker` for the node's own reads)"},
+        "role": {"type": "string", "description": "admin, clerk, or system for the node itself"},
+        "action": {"type": "string", "enum": ["read", "delete"]},
+        "reason": {"type": "string", "description": "Why"},
+    },
+}
+
+
 def _components() -> dict[str, Any]:
     schemas: dict[str, Any] = {}
     for model in (StructuredFields, Barcode, Line, Word):
@@ -117,6 +132,7 @@ def _components() -> dict[str, Any]:
         schemas[model.__name__] = schema
     schemas["OcrResult"] = RESULT_SCHEMA
     schemas["Job"] = JOB_SCHEMA
+    schemas["AuditEntry"] = AUDIT_ENTRY_SCHEMA
     schemas["Error"] = {
         "type": "object",
         "required": ["code", "message"],
@@ -285,6 +301,32 @@ def build_document() -> dict[str, Any]:
                         "404": _json("No such job, or its image is not stored (off, purged)", {}),
                         "401": _ERRORS["401"], "403": _ERRORS["403"], "429": _ERRORS["429"],
                         "503": _ERRORS["503"],
+                    },
+                }
+            },
+            "/api/v1/audit/images": {
+                "get": {
+                    "summary": "The image audit log of the caller's shop, newest first: who read or deleted which "
+                    "stored image, when and why (admin)",
+                    "security": secured,
+                    "parameters": [
+                        {"name": "job_id", "in": "query", "schema": {"type": "string", "maxLength": 200}},
+                        {"name": "since", "in": "query", "description": "ISO 8601 time, inclusive (UTC without offset)",
+                         "schema": {"type": "string"}},
+                        {"name": "until", "in": "query", "description": "ISO 8601 time, exclusive (UTC without offset)",
+                         "schema": {"type": "string"}},
+                        {"name": "limit", "in": "query",
+                         "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
+                        {"name": "before_id", "in": "query", "description": "Next page: next_before_id of the last one",
+                         "schema": {"type": "integer", "minimum": 1}},
+                    ],
+                    "responses": {
+                        "200": _json("Audit entries", {"type": "object", "properties": {
+                            "entries": {"type": "array", "items": {"$ref": _REF + "AuditEntry"}},
+                            "count": {"type": "integer"}, "limit": {"type": "integer"},
+                            "next_before_id": {"type": ["integer", "null"]}}}),
+                        "400": _ERRORS["400"], "401": _ERRORS["401"],
+                        "403": _json("Not an admin, or a token of another shop", {}), "503": _ERRORS["503"],
                     },
                 }
             },

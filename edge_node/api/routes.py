@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from edge_node import keys
-from edge_node.api import corrections, health, jobs, metrics, openapi
+from edge_node.api import audit, corrections, health, jobs, metrics, openapi
 from edge_node.api.middlewares import admin_only
 from edge_node.api.ocr import OcrHandlers
 from edge_node.web import setup_web
@@ -24,6 +24,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post(f"{API_PREFIX}/ocr/jobs/{{job_id}}/retry", jobs.retry_job)
     app.router.add_delete(f"{API_PREFIX}/ocr/jobs/{{job_id}}", jobs.delete_job)
     app.router.add_get(f"{API_PREFIX}/ocr/jobs/{{job_id}}/image", jobs.get_job_image)
+    app.router.add_get(f"{API_PREFIX}/audit/images", audit.list_image_audit)
     app.router.add_post(f"{API_PREFIX}/ocr/jobs/{{job_id}}/corrections", corrections.save_correction)
     app.router.add_get(f"{API_PREFIX}/ocr/corrections/export", corrections.export_corrections)
     app.router.add_get(f"{API_PREFIX}/ocr/ws", app[keys.EVENTS].handle)
