@@ -145,11 +145,36 @@ class DashboardConfig(_Section):
 
     jwt_secret: str | None = Field(
         None,
-        description="HS256 secret that signs dashboard bearer tokens (claims: sub; role 'operator' sees every shop, "
-        "otherwise shop_id limits the caller to that shop). While unset the dashboard API answers 503.",
+        description="HS256 secret that signs the bearer tokens of the dashboard and of the model API /api/v1/models "
+        "(claims: sub; role 'operator' sees every shop, otherwise shop_id limits the caller to that shop; any valid "
+        "token may download bundles). While unset those APIs answer 503.",
     )
     leeway_seconds: int = Field(30, ge=0, description="Clock skew tolerated on a token's exp.")
     max_range_days: int = Field(93, ge=1, description="Longest time range one dashboard query may cover.")
+
+
+class RegistryConfig(_Section):
+    """The model registry (DESIGN §6): stored bundles, their signatures, and where their tars live."""
+
+    storage_dir: Path = Field(
+        Path("data/registry"),
+        description="Folder of the stored bundle tars (NAME/VERSION/bundle.tar); shared by `central-sync models` "
+        "and every serving replica (a volume), and backed up with the database.",
+    )
+    trusted_keys: list[Path] = Field(
+        default_factory=list,
+        description="PEM files of the Ed25519 public keys whose bundle signatures uploads must carry (and whose "
+        "file digests are checked); when empty an upload checks the files and the signature's form only.",
+    )
+    publish_timeout_seconds: float = Field(
+        30.0, gt=0, description="`central-sync models` gives up when the broker has not taken the announcement by then."
+    )
+
+    @field_validator("trusted_keys", mode="before")
+    @classmethod
+    def _one_key_is_a_list(cls, value: object) -> object:
+        """CENTRAL_REGISTRY__TRUSTED_KEYS=/etc/keys/a.pem (one path) is accepted as well as a [a, b] list."""
+        return [value] if isinstance(value, str | Path) else value
 
 
 class CentralConfig(_Section):
@@ -162,6 +187,7 @@ class CentralConfig(_Section):
     rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig, description="HTTP API request quotas.")
     kafka: KafkaConfig = Field(default_factory=KafkaConfig, description="Kafka relay.")
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig, description="Dashboard page and API.")
+    registry: RegistryConfig = Field(default_factory=RegistryConfig, description="Model bundles and rollouts.")
 
     def topic_for(self, kind: str) -> str:
         """Kafka topic of an outbox kind: completed, failed or metrics."""

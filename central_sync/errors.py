@@ -55,3 +55,31 @@ class RejectedMessage(CentralError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class RegistryError(CentralError):
+    """A model registry request that cannot be done as asked (the operator has to change something)."""
+
+
+class BundleInvalidError(RegistryError):
+    """The uploaded folder or tar is not a usable bundle: bad manifest, unsafe names, missing or altered files."""
+
+
+class BundleSignatureError(BundleInvalidError):
+    """The bundle's `manifest.sig` is missing, malformed, or not made by one of `registry.trusted_keys`."""
+
+
+class BundleConflictError(RegistryError):
+    """NAME VERSION is already stored with different content: versions are immutable, upload a new version."""
+
+
+class BundleNotFoundError(RegistryError):
+    """No stored bundle has that name and version."""
+
+
+class NothingToRollBackError(RegistryError):
+    """The model has no active rollout to roll back."""
+
+
+class AnnounceError(BrokerError):
+    """The change is saved, but the broker did not take its announcement (the next connect or change repairs it)."""

@@ -55,6 +55,8 @@ class MqttLink:
         self._subscription = subscription
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connected = asyncio.Event()
+        #: Called on the asyncio loop after every successful (re)connection.
+        self.on_connected: list[Callable[[], None]] = []
         self.generation = 0
         self.connected = False
         self.last_error: str | None = None
@@ -105,11 +107,12 @@ class MqttLink:
         await asyncio.to_thread(self._client.loop_stop)
         self.connected = False
 
-    def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
-        """Queue a publish; paho sends it now or after the next reconnect."""
-        info = self._client.publish(topic, payload, qos=qos)
+    def publish(self, topic: str, payload: bytes, qos: int = 1, *, retain: bool = False) -> paho.MQTTMessageInfo:
+        """Queue a publish; paho sends it now or after the next reconnect. The info tells when it was sent."""
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
         if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
             raise BrokerError(f"publish to {topic} failed: {paho.error_string(info.rc)}")
+        return info
 
     def ack(self, message: RawMessage) -> None:
         """PUBACK a QoS 1 message, unless it came on an earlier connection (the broker sends that one again)."""
@@ -144,6 +147,8 @@ class MqttLink:
             self._config.url, self._config.client_id, getattr(flags, "session_present", None),
         )
         self._call(self._connected.set)
+        for listener in self.on_connected:
+            self._call(listener)
 
     def _handle_connect_fail(self, client: paho.Client, userdata: Any) -> None:
         self.last_error = f"cannot reach the broker at {self._config.url}"

@@ -1,7 +1,8 @@
 """Table definitions of the central database (SQLAlchemy Core). Alembic revisions create them; keep both in step.
 
 The seed's three tables gain `node_id`/`shop_id` and `UNIQUE(node_id, job_id)`; `nodes` + `node_pending_seqs`
-hold each node's ack bookkeeping (DESIGN §5); `kafka_outbox` feeds the relay; `rejects` records bad input.
+hold each node's ack bookkeeping (DESIGN §5); `kafka_outbox` feeds the relay; `rejects` records bad input;
+`model_bundles`, `rollouts` and the one-row `model_state` are the model registry (DESIGN §6, central_sync/registry.py).
 """
 
 from __future__ import annotations
@@ -9,15 +10,18 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     Double,
     ForeignKey,
+    ForeignKeyConstraint,
     Identity,
     Index,
     Integer,
     MetaData,
     Numeric,
     PrimaryKeyConstraint,
+    SmallInteger,
     Table,
     Text,
     UniqueConstraint,
@@ -80,6 +84,7 @@ error_logs = Table(
     Column("job_id", Text),
     Column("code", Text, nullable=False),
     Column("message", Text),
+    Column("model_name", Text, comment="NAME@VERSION a node-level error (no job) is about, e.g. a model update."),
     Column("attempt", Integer, nullable=False, server_default=text("0")),
     Column("created_at", TZ),
     Column("received_at", TZ, nullable=False, server_default=func.now()),
@@ -172,4 +177,56 @@ products = Table(
     Column("times_seen", Integer, nullable=False, server_default=text("1")),
     UniqueConstraint("shop_id", "barcode"),
     comment="Filled by the trigger on ocr_processing_jobs (the seed's product auto-create).",
+)
+
+model_bundles = Table(
+    "model_bundles",
+    metadata,
+    Column("name", Text, nullable=False),
+    Column("version", Text, nullable=False),
+    Column("engine", Text, nullable=False),
+    Column("languages", JSONB, nullable=False),
+    Column("manifest", JSONB, nullable=False, comment="manifest.json as uploaded (the signed document)."),
+    Column("signer_key_id", Text, nullable=False, comment="key_id named by manifest.sig."),
+    Column("signature_verified", Boolean, nullable=False, comment="Checked against registry.trusted_keys."),
+    Column("archive_sha256", Text, nullable=False, comment="Hex SHA-256 of the stored tar (announced to nodes)."),
+    Column("archive_size", BigInteger, nullable=False, comment="Bytes of the stored tar."),
+    Column("storage_path", Text, nullable=False, comment="The tar, relative to registry.storage_dir."),
+    Column("uploaded_at", TZ, nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("name", "version"),
+    comment="Stored model bundles; a name + version is immutable once uploaded.",
+)
+
+rollouts = Table(
+    "rollouts",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("version", Text, nullable=False),
+    Column("target_kind", Text, nullable=False),
+    Column("target_shops", JSONB(none_as_null=True), comment="Shop ids, for target_kind = shops."),
+    Column("target_percent", Integer, comment="Share of nodes (0-100), for target_kind = percent."),
+    Column("target_node_id", Text, comment="The one node, for target_kind = node."),
+    Column("shadow", Boolean, nullable=False, server_default=text("false")),
+    Column("shadow_sample", Double, nullable=False),
+    Column("state", Text, nullable=False, server_default=text("'active'")),
+    Column("superseded_by", BigInteger, comment="The rollout that replaced this one (a rollback restores it)."),
+    Column("created_at", TZ, nullable=False, server_default=func.now()),
+    Column("ended_at", TZ),
+    ForeignKeyConstraint(["name", "version"], ["model_bundles.name", "model_bundles.version"]),
+    ForeignKeyConstraint(["superseded_by"], ["rollouts.id"], name="fk_rollouts_superseded_by"),
+    CheckConstraint("state IN ('active', 'rolled_back', 'superseded')", name="ck_rollouts_state"),
+    CheckConstraint("target_kind IN ('all', 'shops', 'percent', 'node')", name="ck_rollouts_target_kind"),
+    Index(None, "name", "state"),
+    comment="Rollouts of stored bundles; the active ones make up the announced model state.",
+)
+
+model_state = Table(
+    "model_state",
+    metadata,
+    Column("id", SmallInteger, primary_key=True),
+    Column("revision", BigInteger, nullable=False, comment="Revision of the last announced change."),
+    Column("changed_at", TZ, nullable=False, comment="When that change was made (the announcement's `at`)."),
+    CheckConstraint("id = 1", name="ck_model_state_one_row"),
+    comment="One row: the announcement revision, bumped by every rollout change.",
 )

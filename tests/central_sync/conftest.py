@@ -1,11 +1,12 @@
 """Fixtures of the central service tests: real Mosquitto (our own, per test), PostgreSQL (one database per run,
-emptied before each test) and tansu (per test, when asked for)."""
+emptied before each test), tansu (per test, when asked for) and the real tiny TrOCR bundle (once per session,
+when asked for)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import pytest
@@ -14,9 +15,13 @@ from central_sync.config import CentralConfig
 from central_sync.db.migrate import upgrade
 from tests.services import Mosquitto, PostgresServer, Tansu, free_port, plain_dsn
 
+if TYPE_CHECKING:  # the node's engines load only when a test asks for the tiny bundle
+    from edge_node.engines.registry import EngineSet
+
 #: Every table the tests write; emptied before each test (alembic_version stays).
 TABLES = (
-    "ocr_processing_jobs, ocr_error_logs, ocr_model_metrics, node_pending_seqs, nodes, kafka_outbox, rejects, products"
+    "ocr_processing_jobs, ocr_error_logs, ocr_model_metrics, node_pending_seqs, nodes, kafka_outbox, rejects, "
+    "products, rollouts, model_bundles, model_state"
 )
 
 
@@ -50,6 +55,14 @@ async def db_url(migrated_db: str) -> str:
     return migrated_db
 
 
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory: pytest.TempPathFactory, engines: EngineSet) -> Any:
+    """The real tiny TrOCR bundle of tests/tiny_trocr.py (built once per process: 30-60 s)."""
+    from tiny_trocr import build
+
+    return build(tmp_path_factory.mktemp("tiny-trocr"), engines.detector)
+
+
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Mosquitto]:
     """Our own Mosquitto for this test."""
@@ -67,11 +80,13 @@ def tansu(tmp_path: Path) -> Iterator[Tansu]:
 
 
 @pytest.fixture
-def make_config(db_url: str, broker: Mosquitto) -> Callable[..., CentralConfig]:
-    """Build a replica config against this test's services; Kafka defaults to a port where nothing listens."""
+def make_config(db_url: str, broker: Mosquitto, tmp_path: Path) -> Callable[..., CentralConfig]:
+    """Build a replica config against this test's services; Kafka defaults to a port where nothing listens; the
+    model registry stores under the test's tmp_path."""
     dead_kafka = f"127.0.0.1:{free_port()}"
 
-    def make(client_id: str = "central-a", kafka: str | None = None, **ingest: Any) -> CentralConfig:
+    def make(client_id: str = "central-a", kafka: str | None = None, registry: dict[str, Any] | None = None,
+             **ingest: Any) -> CentralConfig:
         return CentralConfig.model_validate(
             {
                 "database": {"url": db_url, "migrate_on_start": False, "pool_size": 2},
@@ -82,6 +97,7 @@ def make_config(db_url: str, broker: Mosquitto) -> Callable[..., CentralConfig]:
                     "retry_max_seconds": 1.0, "poll_interval_seconds": 0.2,
                 },
                 "http": {"host": "127.0.0.1", "port": 0},
+                "registry": {"storage_dir": str(tmp_path / "registry"), **(registry or {})},
             }
         )
 

@@ -10,11 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from central_sync.db.migrate import current_revision, head_revision
+from central_sync.db.migrate import alembic_config, current_revision, head_revision
 from central_sync.db.models import metadata
 from tests.central_sync.harness import query
 from tests.services import PostgresServer
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.integration
 
 TABLES = {
     "alembic_version", "kafka_outbox", "node_pending_seqs", "nodes", "ocr_error_logs", "ocr_model_metrics",
-    "ocr_processing_jobs", "products", "rejects",
+    "ocr_processing_jobs", "products", "rejects", "model_bundles", "rollouts", "model_state",
 }
 
 
@@ -89,3 +90,17 @@ def test_migrate_reports_an_unreachable_database(tmp_path: Path) -> None:
     result = _migrate("postgresql://nobody@127.0.0.1:1/none", tmp_path)
     assert result.returncode == 1
     assert "migration to head failed" in result.stderr
+
+
+async def test_the_model_registry_revision_downgrades_and_upgrades_again(empty_db: str, tmp_path: Path) -> None:
+    assert _migrate(empty_db, tmp_path).returncode == 0
+    engine = create_async_engine(empty_db)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(lambda sync: command.downgrade(alembic_config(sync), "0001"))
+    finally:
+        await engine.dispose()
+    tables = {r[0] for r in await query(empty_db, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+    assert tables == TABLES - {"model_bundles", "rollouts", "model_state"}
+    assert _migrate(empty_db, tmp_path).returncode == 0
+    assert await current_revision(empty_db) == head_revision()
