@@ -3,6 +3,8 @@ the fields central stores, so a wrong type is a reject rather than a database er
 
 - results / errors: the node's job event (edge_node.store.jobs._event): job_id, shop_id, user_id, document_type,
   status, attempts, created_at, completed_at, timestamp, result (an OcrResult as JSON) or error{code, message}.
+  An errors body with `log_kind: "node_error"` is instead a node-level failure with no job
+  (shared_models.model_updates.NodeErrorLog, e.g. a model update that failed).
 - metrics: `{"metrics": [{"model_name", "metric_name", "value", "job_id"?, "recorded_at"?}, ...]}`, or a
   snapshot (the node's `{"timestamp", "summary": <its /metrics document>}`, or that document itself: numbers at
   the top level, `by_model: {model: {name: number}}`, other `{name: number}` maps), flattened into points.

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from central_sync.bodies import JobEvent, MetricsBody, ResultFields, StatusBody, metric_points
 from shared_models.messages import MAX_MESSAGE_BYTES, SCHEMA_VERSION, Envelope, NodeStatus
+from shared_models.model_updates import NodeErrorLog
 from shared_models.topics import UpKind, parse_up_topic
 
 #: An oversized payload up to this size is still parsed to learn its seq (so it can be skipped); larger ones are not.
@@ -26,6 +27,8 @@ IDENTIFY_LIMIT_BYTES = 8 * MAX_MESSAGE_BYTES
 EXCERPT_CHARS = 500
 #: Characters of a validation error kept in a reject reason.
 REASON_CHARS = 300
+#: `log_kind` of an errors body that is a node-level failure (NodeErrorLog), not a job event.
+NODE_ERROR = "node_error"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +49,7 @@ class Accepted:
 
     raw: RawMessage
     envelope: Envelope
-    body: JobEvent | MetricsBody | StatusBody
+    body: JobEvent | NodeErrorLog | MetricsBody | StatusBody
     result: ResultFields | None = None
 
 
@@ -162,6 +165,8 @@ def classify(raw: RawMessage) -> Classified:
 def _body(raw: RawMessage, envelope: Envelope, doc: dict[str, Any]) -> Classified:
     shop_id, node_id = envelope.shop_id, envelope.node_id
     try:
+        if envelope.kind is UpKind.ERRORS and envelope.body.get("log_kind") == NODE_ERROR:
+            return Accepted(raw, envelope, NodeErrorLog.model_validate(envelope.body))
         if envelope.kind in (UpKind.RESULTS, UpKind.ERRORS):
             event = JobEvent.model_validate(envelope.body)
             if event.shop_id is not None and event.shop_id != shop_id:

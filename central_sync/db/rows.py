@@ -8,6 +8,7 @@ from typing import Any
 
 from central_sync.bodies import JobEvent, MetricsBody, StatusBody
 from central_sync.inbound import Accepted, Rejected, StatusReport
+from shared_models.model_updates import NodeErrorLog
 from shared_models.topics import UpKind
 
 #: Kafka outbox kinds -> topic names come from the config; these are the kinds.
@@ -79,8 +80,25 @@ def error_row(item: Accepted) -> dict[str, Any] | None:
         "job_id": event.job_id,
         "code": event.error.code,
         "message": event.error.message,
+        "model_name": None,
         "attempt": event.attempts,
         "created_at": event.timestamp or item.envelope.sent_at,
+    }
+
+
+def node_error_row(item: Accepted) -> dict[str, Any]:
+    """The ocr_error_logs row of a node-level error (no job): its code, message and the model it is about."""
+    body = item.body
+    assert isinstance(body, NodeErrorLog)
+    return {
+        "node_id": item.envelope.node_id,
+        "shop_id": item.envelope.shop_id,
+        "job_id": None,
+        "code": body.code,
+        "message": body.message,
+        "model_name": body.model,
+        "attempt": 0,
+        "created_at": body.at,
     }
 
 

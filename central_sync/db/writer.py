@@ -19,6 +19,7 @@ from central_sync.db import rows
 from central_sync.db.models import error_logs, jobs, kafka_outbox, model_metrics, nodes, rejects
 from central_sync.db.seqs import NodeSeqs, commit_seqs, lock_nodes
 from central_sync.inbound import Accepted, Classified, Rejected, StatusReport
+from shared_models.model_updates import NodeErrorLog
 from shared_models.topics import UpKind
 
 #: Columns an upsert of a job replaces (the key columns stay).
@@ -172,7 +173,9 @@ async def write_batch(
     for item in items:
         sorter.add(item)
     new = sorted(sorter.new, key=lambda i: (i.envelope.node_id, i.envelope.seq))
-    job_items = [i for i in new if i.envelope.kind in (UpKind.RESULTS, UpKind.ERRORS)]
+    job_items = [
+        i for i in new if i.envelope.kind in (UpKind.RESULTS, UpKind.ERRORS) and not isinstance(i.body, NodeErrorLog)
+    ]
     written = await _upsert_jobs(conn, job_items) if job_items else set()
     outbox: list[dict[str, Any]] = []
     for item in job_items:
@@ -180,6 +183,7 @@ async def write_batch(
         if (item.envelope.node_id, key) in written:
             outbox.append({"topic": topic_for(kind), "key": key, "value": value})
     error_rows = [r for r in (rows.error_row(i) for i in job_items) if r is not None]
+    error_rows.extend(rows.node_error_row(i) for i in new if isinstance(i.body, NodeErrorLog))
     metric_items = [i for i in new if i.envelope.kind is UpKind.METRICS]
     metric_rows = [r for i in metric_items for r in rows.metric_rows(i)]
     for item in metric_items:
