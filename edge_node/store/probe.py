@@ -117,12 +117,15 @@ class StorageProbe:
                 folders.append(extra)
         return folders
 
+    def _probe_files(self) -> StorageState:
+        return probe_folders(self.folders())
+
     async def check(self, db: Database) -> StorageState:
         """The storage state, probed now or at most `ttl_seconds` ago."""
         async with self._lock:
             if self._last is not None and self.clock() - self._last[0] < self._ttl:
                 return self._last[1]
-            state = await asyncio.get_running_loop().run_in_executor(None, probe_folders, self.folders())
+            state = await asyncio.get_running_loop().run_in_executor(None, self._probe_files)
             if state.writable:
                 try:
                     await db.run(probe_database)
