@@ -1,4 +1,4 @@
-"""`central-sync serve | migrate | token`: the central service's command line."""
+"""`central-sync serve | migrate | token | models`: the central service's command line."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from pathlib import Path
 from central_sync.config import CentralConfig, load_config
 from central_sync.errors import CentralError, ConfigError
 from central_sync.log import configure_logging
+from central_sync.models_cli import add_parser as add_models_parser
+from central_sync.models_cli import run as run_models
 
 _LOGGER = logging.getLogger("central_sync")
 
@@ -29,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--user-id", required=True)
     token.add_argument("--shop-id", help="limit the token to one shop (default: an operator token, all shops)")
     token.add_argument("--ttl", type=int, default=12 * 3600, help="lifetime in seconds (default 12 h)")
+    add_models_parser(sub)
     return parser
 
 
@@ -83,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(config, args)
         if args.command == "token":
             return _token(config, args)
+        if args.command == "models":
+            return run_models(config, args)
         return _migrate(config, args)
     except CentralError as err:
         _LOGGER.error("%s", err.message)

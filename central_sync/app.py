@@ -1,5 +1,7 @@
 """The central service as an aiohttp application: the ingest loop and the Kafka relay run as background tasks
-(cleanup_ctx), and GET /api/v1/health reports the database, MQTT and Kafka state with the ingest counters."""
+(cleanup_ctx), and GET /api/v1/health reports the database, MQTT and Kafka state with the ingest counters.
+The model registry's routes (central_sync/api_models.py) serve bundles to nodes, and every time the MQTT link
+connects the current model announcement is published again, retained (central_sync/announce.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from central_sync import __version__
+from central_sync.announce import Announcer
+from central_sync.api_models import setup_models_api
 from central_sync.config import CentralConfig
 from central_sync.dashboard import setup_dashboard
 from central_sync.db.engine import create_engine, ping
@@ -20,7 +24,7 @@ from central_sync.db.migrate import upgrade
 from central_sync.db.models import kafka_outbox
 from central_sync.ingest import Ingest
 from central_sync.kafka import KafkaRelay
-from central_sync.keys import CONFIG, ENGINE, INGEST, RELAY, STARTED_AT
+from central_sync.keys import ANNOUNCER, CONFIG, ENGINE, INGEST, RELAY, STARTED_AT
 from central_sync.ratelimit import setup_rate_limits
 
 _LOGGER = logging.getLogger(__name__)
@@ -40,12 +44,15 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     relay = KafkaRelay(config.kafka, app[ENGINE], client_id=config.mqtt.client_id)
     ingest = Ingest(config, app[ENGINE], on_outbox=relay.wake)
+    announcer = Announcer(app[ENGINE], ingest.link)  # before the link starts: it hears the first connection
     app[RELAY] = relay
     app[INGEST] = ingest
+    app[ANNOUNCER] = announcer
     if config.kafka.enabled:
         await relay.start()
     await ingest.start()
     yield
+    await announcer.stop()
     await ingest.stop()
     await relay.stop()
 
@@ -88,6 +95,10 @@ async def health(request: web.Request) -> web.Response:
             "last_error": relay.last_error,
         },
         "ingest": {**ingest.stats.as_dict(), "backlog": ingest.backlog},
+        "models": {
+            "announced_revision": app[ANNOUNCER].published_revision,
+            "last_error": app[ANNOUNCER].last_error,
+        },
     }
     return web.json_response({"success": True, "data": data}, status=503 if status == "unhealthy" else 200)
 
@@ -102,5 +113,6 @@ def create_app(config: CentralConfig) -> web.Application:
     app.cleanup_ctx.append(_workers)
     app.router.add_get("/api/v1/health", health)
     setup_dashboard(app)  # /dashboard/ and /api/v1/dashboard/...
+    setup_models_api(app)  # /api/v1/models, /api/v1/models/{name}/{version}/bundle.tar
     _LOGGER.debug("central app created")
     return app

@@ -20,14 +20,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from central_sync.dashboard import queries
 from central_sync.dashboard.auth import Viewer, viewer_from_header
 from central_sync.dashboard.errors import DashboardError
+from central_sync.errors import DatabaseError
 from central_sync.keys import CONFIG, ENGINE
+from central_sync.registry import Registry
 
 _LOGGER = logging.getLogger(__name__)
 
 VIEWER = web.RequestKey("dashboard_viewer", Viewer)
 DEFAULT_HOURS = 24
-#: What the rollouts view says until the model registry (bundles, rollouts) exists in this service.
-NO_ROLLOUTS = {"active": [], "summary": "none", "registry": False}
 
 Query = Callable[[AsyncConnection, queries.Scope], Awaitable[Any]]
 
@@ -100,9 +100,19 @@ async def series(request: web.Request) -> web.StreamResponse:
 
 
 async def rollouts(request: web.Request) -> web.StreamResponse:
-    """GET /api/v1/dashboard/rollouts: active model rollouts ("none" until the model registry exists)."""
+    """GET /api/v1/dashboard/rollouts: the active model rollouts that reach the scope's shops (all and percent
+    rollouts reach every shop), with the nodes running each and a shadow model's agreement."""
     scope = scope_of(request)
-    return _ok(scope, "rollouts", NO_ROLLOUTS)
+    registry = Registry(request.config_dict[CONFIG], request.config_dict[ENGINE])
+    try:
+        overview = await registry.overview(shops=scope.shops)
+    except DatabaseError as err:
+        _LOGGER.warning("dashboard rollouts query failed: %s", err.message)
+        raise DashboardError(503, "SERVICE_UNAVAILABLE", "the database is not answering; try again") from err
+    active = overview.as_json()["rollouts"]
+    summary = f"{len(active)} active (revision {overview.revision})" if active else "none"
+    return _ok(scope, "rollouts", {"active": active, "summary": summary, "registry": True,
+                                   "revision": overview.revision})
 
 
 async def me(request: web.Request) -> web.StreamResponse:

@@ -221,7 +221,22 @@
   }
 
   function renderRollouts(data) {
-    $("rollouts").textContent = data.active.length ? data.active.map((r) => r.name || JSON.stringify(r)).join(", ") : data.summary;
+    $("rollouts").textContent = data.summary;
+    const list = $("rollout-list");
+    list.replaceChildren();
+    for (const r of data.active) {
+      const li = document.createElement("li");
+      li.dataset.rollout = String(r.rollout_id);
+      const parts = [r.label + " \u2192 " + r.target_text, r.shadow ? "shadow, " + pct(r.shadow_sample) + " sample" : "serving",
+        r.nodes_reporting + (r.nodes_reporting === 1 ? " node runs it" : " nodes run it")];
+      const agreement = r.shadow_agreement;
+      if (agreement && agreement.value !== null) {
+        parts.push("agreement " + pct(agreement.value) + " over " + agreement.nodes + (agreement.nodes === 1 ? " node" : " nodes"));
+      }
+      li.textContent = parts.join(" \u00b7 ");
+      li.title = "rollout " + r.rollout_id + ", since " + r.created_at;
+      list.appendChild(li);
+    }
   }
 
   function fillShops(shops, me) {

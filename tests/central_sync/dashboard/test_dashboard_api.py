@@ -85,7 +85,8 @@ async def test_views_after_a_sync(make_config, broker, aiohttp_client) -> None:
     assert accuracy["by_field"] == {"price": {"accuracy": 0.5, "checked": 2},
                                     "product_name": {"accuracy": 1.0, "checked": 1}}
     assert accuracy["overall"] == round(2 / 3, 4) and accuracy["by_shop"]["shop-1"]["checked"] == 3
-    assert (await _get(client, "rollouts"))["rollouts"] == {"active": [], "summary": "none", "registry": False}
+    assert (await _get(client, "rollouts"))["rollouts"] == {"active": [], "summary": "none", "registry": True,
+                                                            "revision": 0}
 
     # Filters: one shop; a range in the past holds nothing; a week+ range is bucketed by day.
     only = await _get(client, "summary", shop_id="shop-2")
