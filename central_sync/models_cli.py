@@ -27,8 +27,9 @@ from shared_models.model_updates import RolloutTarget
 USAGE = """commands:
   upload BUNDLE                 store a signed bundle (folder or .tar); NAME VERSION come from its manifest
   list [--history] [--json]     stored bundles, active rollouts (all with --history), node reports
-  rollout NAME VERSION (--all | --shops A,B | --percent N | --node ID) [--shadow [--sample F]]
-                                roll a stored bundle out; --shadow runs it beside the serving model on a
+  rollout NAME VERSION TARGET [--shadow [--sample F]]
+                                roll a stored bundle out to TARGET, one of: --all | --shops A,B |
+                                --percent N | --node ID; --shadow runs it beside the serving model on a
                                 sample of requests (default 0.1) and reports agreement, serving nothing
   rollback NAME [--shadow]      end NAME's newest serving (or shadow) rollout, restoring what it replaced
   announce                      publish the current state again (after an announcement failed)
