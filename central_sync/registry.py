@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from central_sync import registry_store as store
 from central_sync.announce import node_topics, payload, publish_once
@@ -251,7 +251,7 @@ class Registry:
             notified = await self._announce(announced, node_shops, f"revision {revision}")
         return Change(announced, None, nodes_notified=notified)
 
-    async def _bump(self, conn: Any) -> ModelAnnouncement:
+    async def _bump(self, conn: AsyncConnection) -> ModelAnnouncement:
         revision, at = await store.bump_revision(conn)
         return announcement(revision, at, await store.list_rollouts(conn))
 
