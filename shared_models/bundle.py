@@ -84,8 +84,10 @@ class BundleManifest(_Strict):
     """`manifest.json`."""
 
     schema_version: int = Field(MANIFEST_SCHEMA_VERSION, ge=1, description="Manifest format version.")
-    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$", description="Model name.")
-    version: str = Field(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9.+_-]+$", description="Model version.")
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$",
+                      description="Model name (also a folder name: no leading dot).")
+    version: str = Field(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9_+-][A-Za-z0-9.+_-]*$",
+                         description="Model version (also a folder name: no leading dot).")
     engine: Literal["trocr"] = Field(description="The node engine that loads this bundle.")
     languages: list[str] = Field(min_length=1, description="Request languages the model reads (en, bn).")
     created_at: str = Field(description="ISO-8601 UTC time of the export.")

@@ -10,7 +10,12 @@ last one it applied, so the two copies of the same state never fight.
 A node serves at most one model per engine: the first serving rollout of the newest announcement that targets it.
 An empty announcement (or none targeting the node) means "serve your embedded default". A `shadow` rollout is
 loaded beside the serving model and run on a sample of requests without serving its results; the node reports
-its agreement with the serving model (metric `shadow_agreement`) before an operator promotes it.
+its agreement with the serving model before an operator promotes it: one metrics body with two points of the same
+`recorded_at`, `shadow_agreement` (share of compared lines read identically) and `shadow_lines` (lines compared),
+both cumulative since the shadow model was loaded, model_name `NAME@VERSION`.
+
+A node reports what it serves in its retained status (`NodeStatus.model_versions`): each language's engine
+(`"en": "trocr"`), and for a bundle from a rollout `"trocr": "NAME@VERSION"` (and `"trocr-shadow"` for a shadow).
 
 Percent rollouts pick nodes by a stable hash of (model name, node id), so the same nodes stay in as the
 percentage grows and every node computes its own membership without asking central.
@@ -25,6 +30,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 MODELS_SCHEMA_VERSION = 1
+#: A model name or version: also a folder name on nodes and central and a URL segment, so it may not start with a
+#: dot (no `.`, `..` or hidden folders).
+NAME_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$"
+VERSION_PATTERN = r"^[A-Za-z0-9_+-][A-Za-z0-9.+_-]*$"
+BUNDLE_PATH_PATTERN = r"^/api/v1/models/" + NAME_PATTERN[1:-1] + "/" + VERSION_PATTERN[1:-1] + r"/bundle\.tar$"
 #: URL path (on central's HTTP API) where a stored bundle is served as an uncompressed tar; supports Range.
 BUNDLE_PATH_TEMPLATE = "/api/v1/models/{name}/{version}/bundle.tar"
 #: Node-side error code of a model update that failed (download, verification, self-test, error-rate rollback).
@@ -54,7 +64,7 @@ def rollout_bucket(name: str, node_id: str) -> int:
 class BundleLocation(_Strict):
     """Where a node downloads a bundle and how it checks the download before unpacking it."""
 
-    path: str = Field(pattern=r"^/api/v1/models/[A-Za-z0-9._-]+/[A-Za-z0-9.+_-]+/bundle\.tar$",
+    path: str = Field(pattern=BUNDLE_PATH_PATTERN,
                       description="Path on central's HTTP API (see BUNDLE_PATH_TEMPLATE).")
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Hex SHA-256 of the whole tar.")
     size: int = Field(gt=0, description="Bytes of the tar.")
@@ -93,8 +103,8 @@ class ModelRollout(_Strict):
     """One active rollout of one bundle."""
 
     rollout_id: int = Field(ge=1, description="Central's id of the rollout.")
-    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")
-    version: str = Field(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9.+_-]+$")
+    name: str = Field(min_length=1, max_length=100, pattern=NAME_PATTERN)
+    version: str = Field(min_length=1, max_length=50, pattern=VERSION_PATTERN)
     engine: Literal["trocr"] = Field(description="The node engine that loads the bundle.")
     languages: tuple[str, ...] = Field(min_length=1, description="Languages the model reads (it serves these).")
     bundle: BundleLocation

@@ -369,15 +369,24 @@ class ModelManager:
         self._reported_shadow = key
 
     def model_versions(self) -> dict[str, str]:
-        """Language -> engine (and bundle) serving it, plus the shadow: the node status's `model_versions`."""
-        versions = {}
+        """The node status's `model_versions` (see shared_models.model_updates): each language's engine, and
+        `trocr` / `trocr-shadow` -> NAME@VERSION of the bundles from rollouts."""
+        versions = {language: key.removesuffix("+shadow") for language, key in self._engines.routing.primary.items()}
+        if self.serving is not None:
+            versions[TROCR_KEY] = self.serving.label
+        if self.shadow is not None:
+            versions[f"{TROCR_KEY}-shadow"] = self.shadow.label
+        return versions
+
+    def serving_by_language(self) -> dict[str, str]:
+        """Language -> engine serving it, with the bundle for a rolled-out model (`trocr:NAME@VERSION`)."""
+        serving = {}
         for language, key in self._engines.routing.primary.items():
             base = key.removesuffix("+shadow")
-            serving = self.serving
-            versions[language] = f"{base}:{serving.label}" if base == TROCR_KEY and serving else base
+            serving[language] = f"{base}:{self.serving.label}" if base == TROCR_KEY and self.serving else base
         if self.shadow is not None:
-            versions["shadow"] = f"{TROCR_KEY}:{self.shadow.label}"
-        return versions
+            serving["shadow"] = f"{TROCR_KEY}:{self.shadow.label}"
+        return serving
 
     def health(self) -> dict[str, Any]:
         """The `models` block of /health."""
@@ -390,7 +399,7 @@ class ModelManager:
         watched = self._serving_engine if isinstance(self._serving_engine, WatchedRecognizer) else None
         return {
             "updates": True,
-            "serving": self.model_versions(),
+            "serving": self.serving_by_language(),
             "installed": None if serving is None else {
                 "model": serving.label, "state": serving.state, "since": serving.since,
                 "probation": None if watched is None or watched.decided else {

@@ -124,6 +124,9 @@ async def scenario(central: Central, node: EdgeProcess, dsn: str, bundles: dict[
         rows = await fetch(dsn, "SELECT model_version FROM nodes WHERE node_id = $1", NODE)
         return bool(rows) and f"{NAME}@1.0.0" in (rows[0]["model_version"] or "")
     await wait_until(reported, 60, "central's nodes table shows the node's model version")
+    listing = json.loads(central.cli("models", "list", "--json"))
+    active = [r for r in listing["rollouts"] if r["version"] == "1.0.0"]
+    assert active and active[0]["nodes_reporting"] == 1, listing
 
     # Shadow first, then promotion.
     central.cli("models", "upload", str(bundles["5.0.0"]))
@@ -142,7 +145,8 @@ async def scenario(central: Central, node: EdgeProcess, dsn: str, bundles: dict[
         return bool(rows)
     await wait_until(agreement_reported, 60, "the shadow agreement reaches central")
     listing = json.loads(central.cli("models", "list", "--json"))
-    assert "5.0.0" in json.dumps(listing) and "agreement" in json.dumps(listing)
+    shadow = next(r for r in listing["rollouts"] if r["version"] == "5.0.0" and r["shadow"])
+    assert shadow["shadow_agreement"]["value"] == 1.0, shadow  # same weights as the serving 1.0.0: same readings
     central.cli("models", "rollout", NAME, "5.0.0", "--all")
     await wait_serving(node, f"trocr:{NAME}@5.0.0")
     assert await read(node, TEXTS[1]) == (TEXTS[1], "trocr")

@@ -127,7 +127,7 @@ async def test_an_announced_bundle_is_installed_and_reads(node, central: FakeCen
     health = manager.health()
     assert health["serving"] == {"en": f"trocr:{NAME}@1.0.0", "bn": "tesseract"}
     assert health["last_update"]["state"] == "installed" and health["revision"] == 1
-    assert manager.model_versions()["en"] == f"trocr:{NAME}@1.0.0"
+    assert manager.model_versions() == {"en": "trocr", "bn": "tesseract", "trocr": f"{NAME}@1.0.0"}
     assert not (manager._dir / "downloads" / f"{rollout(tars.v1, NAME, '1.0.0', 1).bundle.sha256}.tar").exists()
 
 
@@ -291,6 +291,7 @@ async def test_a_shadow_model_reads_beside_the_serving_one_and_reports_agreement
     health = manager.health()
     assert health["shadow"]["model"] == f"{NAME}@2.0.0" and health["shadow"]["lines"] == 3
     assert health["serving"]["shadow"] == f"trocr:{NAME}@2.0.0"
+    assert manager.model_versions() == {"en": "ppocr", "bn": "tesseract", "trocr-shadow": f"{NAME}@2.0.0"}
     await manager.report_shadow()
     points = outbox(db, "metrics")[-1]["metrics"]
     agreement = next(p for p in points if p["metric_name"] == SHADOW_AGREEMENT_METRIC)
