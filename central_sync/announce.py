@@ -73,7 +73,8 @@ def _client(config: MqttConfig) -> paho.Client:
     if config.username is not None:
         client.username_pw_set(config.username, config.password)
     if broker_address(config.url)[2]:
-        client.tls_set(ca_certs=str(config.tls_ca_file) if config.tls_ca_file else None, cert_reqs=ssl.CERT_REQUIRED)
+        ca_certs, certfile, keyfile = config.tls_files()
+        client.tls_set(ca_certs=ca_certs, certfile=certfile, keyfile=keyfile, cert_reqs=ssl.CERT_REQUIRED)
     return client
 
 

@@ -75,6 +75,13 @@ class MqttConfig(_Section):
     username: str | None = Field(None, description="MQTT user name.")
     password: str | None = Field(None, description="MQTT password.")
     tls_ca_file: Path | None = Field(None, description="CA bundle for mqtts (system CAs when unset).")
+    tls_cert_file: Path | None = Field(None, description="Client certificate for a broker that requires one (mqtts).")
+    tls_key_file: Path | None = Field(None, description="Private key of tls_cert_file.")
+
+    def tls_files(self) -> tuple[str | None, str | None, str | None]:
+        """(CA bundle, client certificate, client key) for paho's `tls_set`; None where not configured."""
+        return tuple(str(path) if path else None  # type: ignore[return-value]
+                     for path in (self.tls_ca_file, self.tls_cert_file, self.tls_key_file))
     keepalive_seconds: int = Field(30, ge=5, description="MQTT keepalive.")
     session_expiry_seconds: int = Field(
         7 * 86400, ge=0, description="The broker keeps our session (subscription and queued messages) this long."

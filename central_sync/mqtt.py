@@ -80,10 +80,8 @@ class MqttLink:
         self._loop = asyncio.get_running_loop()
         host, port, tls = broker_address(self._config.url)
         if tls:
-            self._client.tls_set(
-                ca_certs=str(self._config.tls_ca_file) if self._config.tls_ca_file else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
+            ca_certs, certfile, keyfile = self._config.tls_files()
+            self._client.tls_set(ca_certs=ca_certs, certfile=certfile, keyfile=keyfile, cert_reqs=ssl.CERT_REQUIRED)
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = self._config.session_expiry_seconds
         properties.ReceiveMaximum = self._config.receive_maximum

@@ -138,9 +138,11 @@ async def _node_connects(url: str, ca: Path | None, client: Issued | None, name:
         await loop.run_in_executor(None, link.stop)
 
 
-async def _central_connects(url: str, ca: Path | None, name: str) -> bool:
-    """Central's own MQTT link with this CA file: connected within REFUSAL_WAIT_SECONDS?"""
+async def _central_connects(url: str, ca: Path | None, name: str, client: Issued | None = None) -> bool:
+    """Central's own MQTT link with this CA file (and client certificate): connected within REFUSAL_WAIT_SECONDS?"""
     link = CentralLink(MqttConfig(url=url, client_id=f"central-{name}", tls_ca_file=ca, reconnect_min_seconds=1,
+                                  tls_cert_file=client.cert if client else None,
+                                  tls_key_file=client.key if client else None,
                                   reconnect_max_seconds=1), on_message=lambda _message: None)
     link.start()
     try:
@@ -162,13 +164,17 @@ async def test_clients_without_the_right_ca_or_certificate_are_refused(
         _central_connects(central.url, pki.ca.cert, "control"),
         _central_connects(central.url, None, "system-cas-only"),
         _central_connects(central.url, pki.rogue_ca.cert, "another-ca"),
+        _central_connects(nodes.url, pki.ca.cert, "client-cert", pki.ca.client("central-replica")),
+        _central_connects(nodes.url, pki.ca.cert, "no-client-cert"),
     )
     names = ["node control", "node without client cert", "node cert of another CA", "node not trusting the broker",
-             "plain MQTT on the TLS port", "central control", "central with system CAs", "central with another CA"]
+             "plain MQTT on the TLS port", "central control", "central with system CAs", "central with another CA",
+             "central with a client cert", "central without one where required"]
     assert dict(zip(names, outcomes, strict=True)) == {
         "node control": True, "node without client cert": False, "node cert of another CA": False,
         "node not trusting the broker": False, "plain MQTT on the TLS port": False, "central control": True,
         "central with system CAs": False, "central with another CA": False,
+        "central with a client cert": True, "central without one where required": False,
     }
     log = broker.log.read_text(errors="replace")
     assert "edge-control" in log and "central-control" in log  # the controls reached the broker and logged in
