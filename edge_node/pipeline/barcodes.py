@@ -166,16 +166,20 @@ class _Candidate:
         return self.votes >= MIN_RETRY_VOTES
 
 
-def read_barcodes(image: np.ndarray, parallel: bool = False) -> list[Barcode]:
+def read_barcodes(image: np.ndarray, parallel: bool = False, retries: bool = True) -> list[Barcode]:
     """Decode every barcode and 2-D code in an RGB (or grayscale) uint8 photo; [] when none is readable.
 
     `parallel`: run zbar beside zxing-cpp on another thread (same result, less latency when a core is free; the
-    pipeline asks for it when barcodes are all a request wants). Raises ValueError for an array that is not an image.
+    pipeline asks for it when barcodes are all a request wants). `retries=False`: the first pass only (the photo
+    itself, at full resolution too when it was downscaled), for documents whose codes are printed crisp.
+    Raises ValueError for an array that is not an image.
     """
     gray = _to_gray(image)
     candidates: dict[tuple[str, str], _Candidate] = {}
     accepted: list[tuple[_Candidate, bool]] = []
     for attempt in _attempts(gray):
+        if not attempt.primary and not retries:
+            break
         for read in _decode(attempt, parallel):
             candidates.setdefault((read.kind, read.value), _Candidate(read.kind, read.value)).reads.append(read)
         accepted = _accept(list(candidates.values()))

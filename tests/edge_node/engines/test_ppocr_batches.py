@@ -60,3 +60,25 @@ def test_decoding_only_allowed_classes_matches_masking_all_of_them(engines: Engi
     expected = "".join(recognizer._charset[expected_best[keep]]).strip()
     assert reading.text == expected
     assert not allowed[5000]
+
+
+@pytest.mark.parametrize("shares", [1, 2, 3])
+def test_runs_are_shared_out_whole_and_evenly(shares: int) -> None:
+    widths = [300, 310, 300, 50, 50, 900, 60, 120, 120, 120, 48]
+    batches = ppocr._batches(widths)
+    groups = ppocr.share_runs(batches, widths, shares)
+    assert len(groups) == min(shares, len(batches))
+    assert sorted(map(tuple, (b for g in groups for b in g))) == sorted(map(tuple, batches))
+    cost = [sum(ppocr.RUN_COST_COLUMNS + widths[b[0]] * len(b) for b in g) for g in groups]
+    heaviest_run = max(ppocr.RUN_COST_COLUMNS + widths[b[0]] * len(b) for b in batches)
+    assert max(cost) - min(cost) <= heaviest_run  # the greedy split is within one run of even
+    assert ppocr.share_runs([], [], 2) == []
+
+
+def test_reading_on_several_cores_equals_reading_on_one() -> None:
+    texts = ["TOTAL 12.30", "RM", "THANK YOU FOR SHOPPING WITH US", "45", "CASH 20.00", "GST 6%", "QTY 2"]
+    crops = [rgb(render_lines([text])) for text in texts]
+    one = ppocr.PpocrRecognizer(ppocr.PpocrConfig(threads=1)).recognize(crops, "en")
+    two = ppocr.PpocrRecognizer(ppocr.PpocrConfig(threads=2)).recognize(crops, "en")
+    assert [r.text for r in two] == [r.text for r in one] == texts
+    assert [r.confidence for r in two] == [r.confidence for r in one]

@@ -135,6 +135,17 @@ def test_box_maps_back_from_the_upscaled_retry() -> None:
     _inside(found, 150, 100, code.shape[1], code.shape[0], slack=4)
 
 
+def test_without_retries_only_the_first_pass_reads() -> None:
+    """Documents ask for the first pass only: a code that needs the upscaled retries is not read for them."""
+    code = render("5901234123457", F.EAN13, scale=2)
+    code = cv2.resize(code, None, fx=0.65, fy=0.65, interpolation=cv2.INTER_AREA)
+    image = paste(canvas(240, 400), code, 150, 100)
+    assert read_barcodes(image, retries=False) == []
+    assert only(read_barcodes(image)).value == "5901234123457"
+    crisp = paste(canvas(600, 800), render("4006381333931", F.EAN13, scale=3), 310, 220)
+    assert only(read_barcodes(crisp, retries=False)).value == "4006381333931"
+
+
 def test_box_maps_back_from_a_downscaled_first_pass() -> None:
     """A large photo is decoded downscaled; the box is still in the photo's own pixels."""
     code = render("https://zakpos.example/x", F.QRCode, scale=12)
