@@ -84,9 +84,12 @@ class InProcessBackend:
         from edge_node.engines.registry import build_engines
         from edge_node.errors import EdgeError
         from edge_node.pipeline import runner
+        from edge_node.worker import pipeline_limits
 
         start = time.perf_counter()
-        self._engines = build_engines(load_config().ocr)  # EDGE_* variables select engines to compare
+        config = load_config()  # EDGE_* variables select engines and limits to compare, as on a node
+        self._engines = build_engines(config.ocr)
+        self._limits = pipeline_limits(config)
         self.setup_ms = (time.perf_counter() - start) * 1000
         self._runner = runner
         self._edge_error = EdgeError
@@ -100,7 +103,7 @@ class InProcessBackend:
 
     def image(self, data: bytes, options: OcrOptions, filename: str = "image") -> Timed[OcrResult]:
         """``run_image`` on the file bytes."""
-        result, wall_ms = self._call(lambda: self._runner.run_image(data, options, self._engines))
+        result, wall_ms = self._call(lambda: self._runner.run_image(data, options, self._engines, self._limits))
         return Timed(result, wall_ms, result.processing_time_ms or None)
 
     def line(self, image: np.ndarray, options: OcrOptions) -> Timed[Line]:

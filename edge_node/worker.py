@@ -20,6 +20,7 @@ from typing import Any
 
 from edge_node.config import EdgeConfig
 from edge_node.engines.registry import EngineSet
+from edge_node.engines.runtime import trim_heap
 from edge_node.errors import EdgeError, ModelError, ProcessingTimeoutError, ServiceUnavailableError
 from edge_node.pipeline.runner import PipelineLimits, run_image
 from edge_node.store import audit
@@ -69,6 +70,16 @@ def backoff_seconds(attempt: int, initial: float, maximum: float, rng: random.Ra
     return base * (1 - JITTER + 2 * JITTER * (rng or random).random())
 
 
+def pipeline_limits(config: EdgeConfig) -> PipelineLimits:
+    """The pipeline's decoding and detector limits from the node's config (the CLI and benchmarks use it too)."""
+    return PipelineLimits(
+        max_pixels=config.limits.max_image_pixels,
+        decode_max_side=config.ocr.decode_max_side,
+        detector_max_side=config.ocr.detector_max_side,
+        detector_max_side_documents=config.ocr.detector_max_side_documents,
+    )
+
+
 class JobQueue:
     """Accepts jobs, runs them, and lets callers wait for or listen to their outcome."""
 
@@ -77,12 +88,7 @@ class JobQueue:
         self._db = db
         self._engines = engines
         self._vault = vault
-        self._limits = PipelineLimits(
-            max_pixels=config.limits.max_image_pixels,
-            decode_max_side=config.ocr.decode_max_side,
-            detector_max_side=config.ocr.detector_max_side,
-            detector_max_side_documents=config.ocr.detector_max_side_documents,
-        )
+        self._limits = pipeline_limits(config)
         self._executor = ThreadPoolExecutor(max_workers=config.worker.workers, thread_name_prefix="ocr")
         # Images of jobs accepted by this process, so the worker need not read them back from disk.
         self._images: dict[str, bytes] = {}
@@ -94,6 +100,7 @@ class JobQueue:
         self._stopping = False
         self.busy_workers = 0
         self.stuck_workers = 0
+        self._ran_since_trim = False  # a job ran since the heap was last trimmed (see _work)
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -190,6 +197,7 @@ class JobQueue:
     # ---- working ---------------------------------------------------------------------------------------------
     async def _work(self, number: int) -> None:
         poll = self._config.worker.poll_interval_seconds
+        loop = asyncio.get_running_loop()
         while not self._stopping:
             try:
                 job = await self._db.run(job_store.claim_next, self._config.worker.lease_seconds)
@@ -198,6 +206,9 @@ class JobQueue:
                 job = None
             if job is None:
                 self._wakeup.clear()
+                if self._ran_since_trim and self.busy_workers == 0:
+                    self._ran_since_trim = False  # the queue ran dry: give the jobs' freed memory back, off the loop
+                    await loop.run_in_executor(self._executor, trim_heap)
                 try:
                     await asyncio.wait_for(self._wakeup.wait(), poll)
                 except TimeoutError:
@@ -205,6 +216,7 @@ class JobQueue:
                         await self._db.run(job_store.requeue_expired_leases)
                 continue
             self.busy_workers += 1
+            self._ran_since_trim = True
             try:
                 await self._process(job)
             except ServiceUnavailableError as err:

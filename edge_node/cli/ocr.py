@@ -9,7 +9,8 @@ import sys
 from edge_node.config import EdgeConfig
 from edge_node.engines.registry import build_engines
 from edge_node.errors import EdgeError
-from edge_node.pipeline.runner import PipelineLimits, run_image
+from edge_node.pipeline.runner import run_image
+from edge_node.worker import pipeline_limits
 from shared_models.ocr import OcrOptions
 
 #: Show a progress bar on stderr from this many files on.
@@ -20,12 +21,7 @@ def ocr_files(config: EdgeConfig, args: argparse.Namespace) -> int:
     """Exit 0 when every file was read, 1 when any failed (each failure is still printed as JSON)."""
     options = OcrOptions(type=args.type, language=args.language, confidence_threshold=args.confidence_threshold)
     engines = build_engines(config.ocr)
-    limits = PipelineLimits(
-        config.limits.max_image_pixels,
-        config.ocr.decode_max_side,
-        config.ocr.detector_max_side,
-        config.ocr.detector_max_side_documents,
-    )
+    limits = pipeline_limits(config)
     failures = 0
     total = len(args.files)
     for number, path in enumerate(args.files, start=1):

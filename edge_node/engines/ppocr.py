@@ -93,6 +93,9 @@ class PpocrDetector:
         )
         # DBPostProcess keeps no per-call state, but guard anyway: it is third-party code.
         self._post_lock = threading.Lock()
+        # One detector run at a time in the process: a receipt's run holds ~175 MB for its duration, two workers
+        # detecting at once held both (peak RSS +170 MB at concurrency 4); a run already uses every core.
+        self._run_lock = threading.Lock()
 
     def detect(self, image: np.ndarray, max_side: int) -> list[Quad]:
         """Line quads (4x2 float32, clockwise from top-left) in `image` coordinates."""
@@ -103,7 +106,8 @@ class PpocrDetector:
         resized = cv2.resize(image[:, :, ::-1], (rw, rh), interpolation=cv2.INTER_LINEAR)
         blob = (resized.astype(np.float32) * (2.0 / 255.0) - 1.0).transpose(2, 0, 1)[np.newaxis]
         try:
-            pred = self._session.run(None, {self._input: blob})[0]
+            with self._run_lock:
+                pred = self._session.run(None, {self._input: blob})[0]
         except Exception as err:
             raise ModelError(f"text detector failed: {err}") from err
         with self._post_lock:
