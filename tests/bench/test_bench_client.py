@@ -195,11 +195,13 @@ def test_in_process_backend_uses_the_runner_contract(monkeypatch: pytest.MonkeyP
     registry = types.ModuleType("edge_node.engines.registry")
     registry.build_engines = lambda section: seen.setdefault("engines", f"engines({section})")  # type: ignore[attr-defined]
     runner = types.ModuleType("edge_node.pipeline.runner")
+    worker = types.ModuleType("edge_node.worker")
+    worker.pipeline_limits = lambda cfg: f"limits({cfg.ocr})"  # type: ignore[attr-defined]
 
-    def run_image(data: bytes, options: OcrOptions, engines: str) -> OcrResult:
+    def run_image(data: bytes, options: OcrOptions, engines: str, limits: str) -> OcrResult:
         if data == b"dark":
             raise LowQualityError("too dark")
-        seen["image"] = (data, options, engines)
+        seen["image"] = (data, options, engines, limits)
         return OcrResult(text="T", confidence=0.5, model_used="m", processing_time_ms=3.0)
 
     def run_line(image: np.ndarray, options: OcrOptions, engines: str) -> Line:
@@ -211,6 +213,7 @@ def test_in_process_backend_uses_the_runner_contract(monkeypatch: pytest.MonkeyP
     monkeypatch.setitem(sys.modules, "edge_node.config", config)
     monkeypatch.setitem(sys.modules, "edge_node.engines.registry", registry)
     monkeypatch.setitem(sys.modules, "edge_node.pipeline.runner", runner)
+    monkeypatch.setitem(sys.modules, "edge_node.worker", worker)
     monkeypatch.setattr(edge_node.pipeline, "runner", runner, raising=False)
 
     backend = InProcessBackend()
@@ -219,7 +222,7 @@ def test_in_process_backend_uses_the_runner_contract(monkeypatch: pytest.MonkeyP
     timed = backend.image(b"jpeg", options)
     assert timed.value.text == "T"
     assert timed.server_ms == 3.0
-    assert seen["image"] == (b"jpeg", options, "engines(ocr-section)")
+    assert seen["image"] == (b"jpeg", options, "engines(ocr-section)", "limits(ocr-section)")
     assert backend.line(np.zeros((4, 5, 3), np.uint8), options).value.text == "L"
     assert seen["line"] == ((4, 5, 3), options, "engines(ocr-section)")
     with pytest.raises(BackendError) as caught:
