@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import ValidationError
 
@@ -32,7 +32,9 @@ class Upload:
 
 async def read_upload(request: web.Request, *, max_file_bytes: int, max_files: int) -> Upload:
     """Stream the multipart body: 413 past the size cap, 400 for a malformed body or too many files."""
-    if not request.content_type.startswith("multipart/"):
+    # The raw header, not `request.content_type`: aiohttp parses that with the email package (~0.8 ms a request);
+    # the multipart reader parses the boundary itself.
+    if not request.headers.get(hdrs.CONTENT_TYPE, "").lstrip().lower().startswith("multipart/"):
         raise ValidationFailedError("send the image as multipart/form-data with a field named 'image'")
     try:
         return await _read_parts(request, max_file_bytes, max_files)
