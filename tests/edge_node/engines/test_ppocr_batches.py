@@ -82,3 +82,31 @@ def test_reading_on_several_cores_equals_reading_on_one() -> None:
     two = ppocr.PpocrRecognizer(ppocr.PpocrConfig(threads=2)).recognize(crops, "en")
     assert [r.text for r in two] == [r.text for r in one] == texts
     assert [r.confidence for r in two] == [r.confidence for r in one]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("190,00", [3]), ("0 00", [1]), ("TOTAL 12,50 RM", [8]), ("1,000", []), ("12,5", []), ("12,500", []),
+    ("A,12", []), ("RM 1,00", [4]), ("1,00,00", [1, 4]), ("12.50", []),
+])
+def test_decimal_separator_candidates(text: str, expected: list[int]) -> None:
+    assert ppocr.decimal_separators(list(text)) == expected
+
+
+def test_a_comma_read_for_a_decimal_point_becomes_a_point_only_when_the_point_was_likely(engines: EngineSet) -> None:
+    recognizer = engines.recognizers["ppocr"]
+    assert isinstance(recognizer, ppocr.PpocrRecognizer)
+    classes = len(recognizer._charset)
+    index = {c: int(np.flatnonzero(recognizer._charset == c)[0]) for c in "1,.0"}
+
+    def probs(point: float) -> np.ndarray:
+        rows = []
+        for char in "1,00":
+            row = np.full(classes, 1e-6, dtype=np.float32)
+            row[index[char]] = 0.6
+            if char == ",":
+                row[index["."]] = point
+            rows += [row, np.eye(classes, dtype=np.float32)[0]]  # each character, then a blank
+        return np.stack(rows)
+
+    assert recognizer._decode(probs(0.3), 1.0, np.empty(0)).text == "1.00"
+    assert recognizer._decode(probs(0.01), 1.0, np.empty(0)).text == "1,00"
