@@ -299,3 +299,44 @@ async def test_a_shadow_model_reads_beside_the_serving_one_and_reports_agreement
     assert agreement["value"] == health["shadow"]["agreement"]
     await manager.apply(announcement(2))
     assert manager.shadow is None and node_engines.routing is node_engines.default_routing
+
+
+async def test_requests_running_across_swaps_never_fail(node, central: FakeCentral, tars: Tars,
+                                                       node_engines: EngineSet) -> None:
+    """Readers keep reading on other threads while the model is swapped in, replaced and retired: every read
+    succeeds and reads its text (with whichever model it met)."""
+    import threading
+
+    manager, _db, _config = node
+    central.publish("1.0.0", tars.v1)
+    central.publish("2.0.0", tars.v2)
+    stop = threading.Event()
+    outcomes: list[tuple[str, str] | BaseException] = []
+
+    def reader(text: str) -> None:
+        while not stop.is_set():
+            try:
+                outcomes.append(read(node_engines, text))
+            except BaseException as err:  # noqa: BLE001 - any failure is the finding
+                outcomes.append(err)
+
+    threads = [threading.Thread(target=reader, args=(text,)) for text in ("MILK 45", "TOTAL 120")]
+    for thread in threads:
+        thread.start()
+    try:
+        v1 = rollout(tars.v1, NAME, "1.0.0", 1)
+        await manager.apply(announcement(1, v1))
+        await asyncio.sleep(0.3)
+        await manager.apply(announcement(2, rollout(tars.v2, NAME, "2.0.0", 2), v1))
+        await asyncio.sleep(0.3)
+        await manager.apply(announcement(3))
+        await asyncio.sleep(0.3)
+    finally:
+        stop.set()
+        for thread in threads:
+            await asyncio.to_thread(thread.join)
+    failures = [o for o in outcomes if isinstance(o, BaseException)]
+    assert not failures, failures[:3]
+    reads = [o for o in outcomes if not isinstance(o, BaseException)]
+    assert len(reads) >= 6 and all(text in ("MILK 45", "TOTAL 120") for text, _ in reads)
+    assert {engine for _, engine in reads} >= {"trocr"}, "some reads met the rolled-out model"
