@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,3 +58,16 @@ class InstalledModel:
     def with_state(self, state: str) -> InstalledModel:
         """The same model with another standing."""
         return replace(self, state=state, since=now_iso())
+
+
+def prune_bundles(models_dir: Path, keep: Iterable[Path]) -> None:
+    """Delete the unpacked bundle folders (MODELS/NAME/VERSION) not in `keep`; `downloads/` is left alone."""
+    kept = {path.resolve() for path in keep}
+    if not models_dir.is_dir():
+        return
+    for name_dir in models_dir.iterdir():
+        if not name_dir.is_dir() or name_dir.name == "downloads":
+            continue
+        for version_dir in name_dir.iterdir():
+            if version_dir.is_dir() and version_dir.resolve() not in kept:
+                shutil.rmtree(version_dir, ignore_errors=True)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
 from collections.abc import Callable
 from typing import Any
 
@@ -25,21 +24,20 @@ from pydantic import ValidationError
 
 from edge_node.config import EdgeConfig
 from edge_node.engines.base import TextRecognizer
-from edge_node.engines.registry import EngineSet, Routing
+from edge_node.engines.registry import EngineSet
 from edge_node.engines.trocr_onnx import KEY as TROCR_KEY
 from edge_node.errors import ServiceUnavailableError
 from edge_node.models.download import download_bundle
 from edge_node.models.errors import ModelUpdateError
-from edge_node.models.installed import InstalledModel, now_iso
+from edge_node.models.installed import InstalledModel, now_iso, prune_bundles
 from edge_node.models.probation import WatchedRecognizer
-from edge_node.models.shadow import ShadowRecognizer
+from edge_node.models.reporting import model_versions, serving_by_language, shadow_metrics
+from edge_node.models.shadow import ShadowRecognizer, shadow_routing
 from edge_node.models.staging import LoadSettings, load_folder, stage_archive
 from edge_node.store import model_state
 from edge_node.store.db import Database
 from shared_models.model_updates import (
     MODEL_UPDATE_FAILED,
-    SHADOW_AGREEMENT_METRIC,
-    SHADOW_LINES_METRIC,
     ModelAnnouncement,
     ModelRollout,
     NodeErrorLog,
@@ -262,22 +260,11 @@ class ModelManager:
             routing = self._engines.with_primary(TROCR_KEY, self._serving_engine, frozenset(self.serving.languages))
         old_shadow, self._shadow_engine = self._shadow_engine, None
         if self._candidate is not None:
-            routing = self._shadowed(routing, self._candidate)
+            routing, self._shadow_engine = shadow_routing(routing, self._candidate, self._shadow_sample)
         self._engines.swap(routing)
         if old_shadow is not None:
             old_shadow.close()
         self._changed()
-
-    def _shadowed(self, routing: Routing, candidate: TextRecognizer) -> Routing:
-        """`routing` with the primary of the candidate's first language wrapped so the candidate reads a sample."""
-        language = next((lang for lang in sorted(candidate.languages) if lang in routing.primary), None)
-        if language is None:
-            return routing
-        key = routing.primary[language]
-        self._shadow_engine = ShadowRecognizer(routing.recognizers[key], candidate, sample=self._shadow_sample)
-        shadow_key = f"{key}+shadow"
-        recognizers = {**routing.recognizers, shadow_key: self._shadow_engine}
-        return Routing(recognizers, {**routing.primary, language: shadow_key}, routing.fallback)
 
     # ---- probation --------------------------------------------------------------------------------------------
     def _trip(self, sha256: str, reason: str) -> None:
@@ -357,36 +344,14 @@ class ModelManager:
         key = (self.shadow.rollout_id, stats.lines)
         if stats.agreement is None or key == self._reported_shadow:
             return
-        at = now_iso()
-        body = {"timestamp": at, "metrics": [
-            {"model_name": self.shadow.label, "metric_name": SHADOW_AGREEMENT_METRIC,
-             "value": round(stats.agreement, 4), "recorded_at": at},
-            {"model_name": self.shadow.label, "metric_name": SHADOW_LINES_METRIC, "value": stats.lines,
-             "recorded_at": at},
-        ]}
+        body = shadow_metrics(self.shadow.label, stats, now_iso())
         if self._config.sync.enabled:
             await self._db.run(model_state.queue_metrics, body)
         self._reported_shadow = key
 
     def model_versions(self) -> dict[str, str]:
-        """The node status's `model_versions` (see shared_models.model_updates): each language's engine, and
-        `trocr` / `trocr-shadow` -> NAME@VERSION of the bundles from rollouts."""
-        versions = {language: key.removesuffix("+shadow") for language, key in self._engines.routing.primary.items()}
-        if self.serving is not None:
-            versions[TROCR_KEY] = self.serving.label
-        if self.shadow is not None:
-            versions[f"{TROCR_KEY}-shadow"] = self.shadow.label
-        return versions
-
-    def serving_by_language(self) -> dict[str, str]:
-        """Language -> engine serving it, with the bundle for a rolled-out model (`trocr:NAME@VERSION`)."""
-        serving = {}
-        for language, key in self._engines.routing.primary.items():
-            base = key.removesuffix("+shadow")
-            serving[language] = f"{base}:{self.serving.label}" if base == TROCR_KEY and self.serving else base
-        if self.shadow is not None:
-            serving["shadow"] = f"{TROCR_KEY}:{self.shadow.label}"
-        return serving
+        """The node status's `model_versions` (see `reporting.model_versions`)."""
+        return model_versions(self._engines.routing.primary, self.serving, self.shadow)
 
     def health(self) -> dict[str, Any]:
         """The `models` block of /health."""
@@ -399,7 +364,7 @@ class ModelManager:
         watched = self._serving_engine if isinstance(self._serving_engine, WatchedRecognizer) else None
         return {
             "updates": True,
-            "serving": self.serving_by_language(),
+            "serving": serving_by_language(self._engines.routing.primary, self.serving, self.shadow),
             "installed": None if serving is None else {
                 "model": serving.label, "state": serving.state, "since": serving.since,
                 "probation": None if watched is None or watched.decided else {
@@ -413,16 +378,7 @@ class ModelManager:
 
     def _prune(self) -> None:
         """Delete unpacked bundles that are neither serving, previous nor shadow."""
-        keep = {m.path.resolve() for m in (self.serving, self.previous, self.shadow) if m is not None}
-        if not self._dir.is_dir():
-            return
-        for name_dir in self._dir.iterdir():
-            if not name_dir.is_dir() or name_dir.name == "downloads":
-                continue
-            for version_dir in name_dir.iterdir():
-                if version_dir.is_dir() and version_dir.resolve() not in keep:
-                    shutil.rmtree(version_dir, ignore_errors=True)
-
+        prune_bundles(self._dir, [m.path for m in (self.serving, self.previous, self.shadow) if m is not None])
 
 def _installed(doc: dict[str, Any] | None) -> InstalledModel | None:
     return None if doc is None else InstalledModel.from_doc(doc)

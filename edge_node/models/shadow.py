@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge_node.engines.base import LineReading, TextRecognizer
+from edge_node.engines.registry import Routing
 from edge_node.errors import ModelError
 
 _LOGGER = logging.getLogger(__name__)
@@ -106,3 +107,18 @@ class ShadowRecognizer:
 def _add(stats: ShadowStats, **more: int) -> ShadowStats:
     return ShadowStats(**{name: getattr(stats, name) + more.get(name, 0)
                           for name in ("lines", "agreed", "calls", "errors", "skipped")})
+
+
+def shadow_routing(
+    routing: Routing, candidate: TextRecognizer, sample: float
+) -> tuple[Routing, ShadowRecognizer | None]:
+    """`routing` with the primary of the candidate's first language it serves wrapped in a `ShadowRecognizer`
+    (registered as KEY+shadow), and that wrapper; the routing unchanged and None when no language matches."""
+    language = next((lang for lang in sorted(candidate.languages) if lang in routing.primary), None)
+    if language is None:
+        return routing, None
+    key = routing.primary[language]
+    shadow = ShadowRecognizer(routing.recognizers[key], candidate, sample=sample)
+    shadow_key = f"{key}+shadow"
+    recognizers = {**routing.recognizers, shadow_key: shadow}
+    return Routing(recognizers, {**routing.primary, language: shadow_key}, routing.fallback), shadow
