@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from aiohttp import web
 
@@ -19,11 +21,12 @@ from edge_node.api.ratelimit import rate_limit_middleware, setup_rate_limits
 from edge_node.api.routes import setup_routes
 from edge_node.api.ws import EventHub
 from edge_node.auth import build_verifier, load_or_create_secret
-from edge_node.config import EdgeConfig
+from edge_node.config import EdgeConfig, StorageConfig
 from edge_node.engines.registry import EngineSet, build_engines
 from edge_node.errors import ServiceUnavailableError
 from edge_node.models.manager import ModelManager
-from edge_node.store import audit
+from edge_node.store import audit, retention
+from edge_node.store import cache as result_cache
 from edge_node.store.db import Database
 from edge_node.store.images import ImageVault, load_key, load_or_create_key
 from edge_node.store.probe import StorageProbe
@@ -85,7 +88,7 @@ def create_app(config: EdgeConfig, engines: EngineSet | None = None) -> web.Appl
             app[keys.SYNC] = publisher
             await publisher.start()
         retention = asyncio.create_task(
-            _purge_periodically(db, vault, config.storage.purge_interval_seconds, config.storage.audit_retention_days),
+            _purge_periodically(db, vault, config.storage),
             name="image-retention",
         )
         yield
@@ -111,25 +114,26 @@ def _build_vault(config: EdgeConfig) -> ImageVault:
     return ImageVault(storage.data_dir / "images", key, storage.retention_days, old_keys, store=storage.store_images)
 
 
-async def _purge_periodically(
-    db: Database, vault: ImageVault, interval_seconds: float, audit_retention_days: float
-) -> None:
-    """Delete images past retention and audit rows past audit retention at start-up and then every interval;
-    a failing disk is retried next time."""
+async def _purge_periodically(db: Database, vault: ImageVault, storage: StorageConfig) -> None:
+    """At start-up and then every `purge_interval_seconds`: finished jobs past job retention, images past
+    retention (and the images of purged jobs), audit rows past audit retention, expired cache rows. A failing
+    disk is logged and tried again next time."""
     while True:
-        try:
-            purged = await db.run(vault.purge_expired)
-        except (ServiceUnavailableError, OSError) as err:
-            _LOGGER.warning("image retention purge failed: %s", err)
-        else:
-            if purged:
-                _LOGGER.info("purged %d images past retention", purged)
-        cutoff = datetime.now(UTC) - timedelta(days=audit_retention_days)
-        try:
-            audited = await db.run(audit.purge_older_than, cutoff)
-        except ServiceUnavailableError as err:
-            _LOGGER.warning("audit log retention purge failed: %s", err)
-        else:
-            if audited:
-                _LOGGER.info("purged %d image audit rows older than %g days", audited, audit_retention_days)
-        await asyncio.sleep(interval_seconds)
+        now = datetime.now(UTC)
+        steps: list[tuple[str, Callable[[sqlite3.Connection], int]]] = [
+            ("finished jobs older than the job retention",
+             partial(retention.purge_finished_jobs, cutoff=now - timedelta(days=storage.job_retention_days))),
+            ("images past retention", vault.purge_expired),
+            ("image audit rows older than the audit retention",
+             partial(audit.purge_older_than, cutoff=now - timedelta(days=storage.audit_retention_days))),
+            ("expired result-cache rows", result_cache.purge_expired),
+        ]
+        for what, step in steps:
+            try:
+                purged = await db.run(step)
+            except (ServiceUnavailableError, OSError) as err:
+                _LOGGER.warning("retention purge of %s failed: %s", what, err)
+            else:
+                if purged:
+                    _LOGGER.info("purged %d %s", purged, what)
+        await asyncio.sleep(storage.purge_interval_seconds)

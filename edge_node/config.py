@@ -94,6 +94,12 @@ class StorageConfig(_Section):
         3600, gt=0, description="How often images past retention and audit rows past audit retention are purged "
         "(also once at start-up)."
     )
+    job_retention_days: float = Field(
+        90, gt=0,
+        description="Finished jobs (their text, fields, errors, corrections and per-job metrics) are deleted after "
+        "this many days without a change; their synced copies live on at central, and rows still waiting to sync "
+        "stay in the outbox. Same as retention_days by default: a receipt's text is as personal as its photo.",
+    )
     audit_retention_days: float = Field(
         365, gt=0,
         description="Rows of the image audit log (who read or deleted which stored image, when, why) are deleted "

@@ -120,6 +120,11 @@ MIGRATIONS: list[str] = [
         updated_at TEXT NOT NULL
     );
     """,
+    # 5: job retention (store/retention.py) finds old finished jobs and their metric rows without scanning.
+    """
+    CREATE INDEX idx_jobs_status_updated ON ocr_processing_jobs(status, updated_at);
+    CREATE INDEX idx_model_metrics_job ON ocr_model_metrics(job_id);
+    """,
 ]
 
 
