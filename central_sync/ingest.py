@@ -186,8 +186,8 @@ class Ingest:
 
     def _publish_acks(self, outcome: BatchOutcome) -> None:
         now = datetime.now(UTC)
-        for node_id, (shop_id, seq) in outcome.acks.items():
-            ack = Ack(node_id=node_id, seq=seq, acked_at=now)
+        for node_id, (shop_id, seq, epoch) in outcome.acks.items():
+            ack = Ack(node_id=node_id, seq=seq, epoch=epoch, acked_at=now)
             try:
                 self.link.publish(ack_topic(shop_id, node_id), ack.model_dump_json().encode(), qos=1)
             except (CentralError, ValueError) as err:  # ValueError: a segment not valid in a topic

@@ -10,6 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared_models.topics import UpKind
 
 SCHEMA_VERSION = 1
+#: An outbox epoch: when the node's database was created (UTC, to the second), then 16 random hex digits. A node
+#: whose database is replaced starts its seqs at 1 again under a new, later epoch; central orders epochs by this
+#: text and restarts the node's seq bookkeeping at a newer one.
+EPOCH_PATTERN = r"^[0-9]{8}T[0-9]{6}-[0-9a-f]{16}$"
 #: Central refuses messages larger than this (a result with hundreds of lines is ~100 kB).
 MAX_MESSAGE_BYTES = 1_000_000
 
@@ -23,6 +27,10 @@ class Envelope(BaseModel):
     node_id: str = Field(min_length=1, max_length=128)
     shop_id: str = Field(min_length=1, max_length=128)
     seq: int = Field(ge=1, description="The node's outbox sequence number.")
+    epoch: str | None = Field(
+        None, pattern=EPOCH_PATTERN, description="The outbox's epoch (seqs count from 1 within one); None from nodes "
+        "older than epochs, taken as the node's current one.",
+    )
     kind: UpKind
     sent_at: datetime
     body: dict[str, Any]
@@ -36,6 +44,7 @@ class Ack(BaseModel):
     schema_version: int = SCHEMA_VERSION
     node_id: str
     seq: int = Field(ge=0)
+    epoch: str | None = Field(None, pattern=EPOCH_PATTERN, description="The epoch the seq belongs to.")
     acked_at: datetime
 
 

@@ -122,6 +122,7 @@ nodes = Table(
     Column("backlog", Integer),
     Column("version", Text),
     Column("acked_seq", BigInteger, nullable=False, server_default=text("0"), comment="Highest contiguous seq."),
+    Column("epoch", Text, comment="Outbox epoch of acked_seq and the pending seqs (NULL: not reported)."),
     Index(None, "shop_id"),
 )
 

@@ -28,10 +28,11 @@ JOB_UPDATE_COLUMNS = [c.name for c in jobs.columns if c.name not in ("id", "node
 
 @dataclass(slots=True)
 class BatchOutcome:
-    """What a committed batch did; `acks` maps node -> (shop, highest contiguous seq) to publish."""
+    """What a committed batch did; `acks` maps node -> (shop, highest contiguous seq, its epoch) to publish."""
 
-    acks: dict[str, tuple[str, int]] = field(default_factory=dict)
+    acks: dict[str, tuple[str, int, str | None]] = field(default_factory=dict)
     accepted: int = 0
+    stale_epoch: int = 0
     duplicates: int = 0
     rejected: int = 0
     skipped: int = 0
@@ -152,6 +153,12 @@ class _Sorter:
         if isinstance(item, Rejected) and not item.skip:
             self._reject(item, skipped=False)  # e.g. a newer schema_version: not acked, the node resends it
             return
+        if isinstance(item, Accepted) and not seqs.follows(item.envelope.epoch):
+            # In flight from the node's previous database: its data is still data (job upserts are idempotent),
+            # but its seq is not in the current epoch's count, and nobody is left to ack it.
+            self.outcome.stale_epoch += 1
+            self.new.append(item)
+            return
         self.sequenced.add(node_id)
         if seqs.is_duplicate(seq):
             self.outcome.duplicates += 1
@@ -198,7 +205,8 @@ async def write_batch(
     await _update_status(conn, [rows.status_row(i) for i in statuses])
     seen = sorter.sequenced | {i.status.node_id for i in sorter.statuses}
     acked = await commit_seqs(conn, state, seen)
-    outcome.acks = {node_id: (state[node_id].shop_id, acked[node_id]) for node_id in sorted(sorter.sequenced)}
+    outcome.acks = {node_id: (state[node_id].shop_id, acked[node_id], state[node_id].epoch)
+                    for node_id in sorted(sorter.sequenced)}
     outcome.accepted = len(new)
     outcome.outbox = len(outbox)
     return outcome

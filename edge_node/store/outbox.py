@@ -68,6 +68,11 @@ def delete_seqs(conn: sqlite3.Connection, seqs: list[int]) -> None:
     conn.executemany("DELETE FROM outbox WHERE seq = ?", [(seq,) for seq in seqs])
 
 
+def epoch(conn: sqlite3.Connection) -> str:
+    """This database's outbox epoch (made when the database was created; see shared_models.messages)."""
+    return str(conn.execute("SELECT value FROM node_meta WHERE key = 'outbox_epoch'").fetchone()[0])
+
+
 def backlog(conn: sqlite3.Connection) -> int:
     """Rows not yet acknowledged by central."""
     return int(conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])

@@ -125,6 +125,15 @@ MIGRATIONS: list[str] = [
     CREATE INDEX idx_jobs_status_updated ON ocr_processing_jobs(status, updated_at);
     CREATE INDEX idx_model_metrics_job ON ocr_model_metrics(job_id);
     """,
+    # 6: the outbox epoch: seqs restart at 1 in a new database, so central must tell one database from the next.
+    """
+    CREATE TABLE node_meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    INSERT INTO node_meta (key, value)
+        VALUES ('outbox_epoch', strftime('%Y%m%dT%H%M%S', 'now') || '-' || lower(hex(randomblob(8))));
+    """,
 ]
 
 

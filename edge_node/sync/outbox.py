@@ -104,6 +104,7 @@ class OutboxPublisher:
         self.connected = False
         self.backlog: int | None = None
         self._last_ack_time: float | None = None
+        self.epoch: str | None = None  # read from the database at start
         self.published = 0
         self.resent = 0
 
@@ -111,6 +112,7 @@ class OutboxPublisher:
     async def start(self) -> None:
         """Start the MQTT link and the drain and metrics tasks; returns at once (the broker may be down)."""
         self.backlog = await self._db.run(outbox_store.backlog)
+        self.epoch = await self._db.run(outbox_store.epoch)
         self.link.start(asyncio.get_running_loop())
         self._tasks = [
             asyncio.create_task(self._drain_forever(), name="sync-drain"),
@@ -174,6 +176,11 @@ class OutboxPublisher:
             return
         if ack.node_id != self.node_id:
             _LOGGER.warning("ignoring an ack for node %s", ack.node_id)
+            return
+        if ack.epoch is not None and ack.epoch != self.epoch:
+            # An ack of this node's previous database (queued in the session before it was replaced): its seqs
+            # are not ours, and applying it would delete rows central never got.
+            _LOGGER.warning("ignoring an ack of outbox epoch %s (ours is %s)", ack.epoch, self.epoch)
             return
         with self._ack_lock:
             scheduled = self._ack_waiting is not None
@@ -292,7 +299,7 @@ class OutboxPublisher:
             raise ValueError("status is not an outbox kind")
         body = json.loads(row.payload)
         envelope = Envelope(schema_version=SCHEMA_VERSION, node_id=self.node_id, shop_id=self.shop_id, seq=row.seq,
-                            kind=kind, sent_at=datetime.now(UTC), body=body)
+                            epoch=self.epoch, kind=kind, sent_at=datetime.now(UTC), body=body)
         payload = envelope.model_dump_json().encode()
         if len(payload) > MAX_MESSAGE_BYTES:
             raise ValueError(f"{len(payload)} bytes is over central's limit of {MAX_MESSAGE_BYTES}")
@@ -308,7 +315,8 @@ class OutboxPublisher:
         if job_id is not None:
             described["job_id"] = job_id
         envelope = Envelope(schema_version=SCHEMA_VERSION, node_id=self.node_id, shop_id=self.shop_id, seq=row.seq,
-                            kind=UpKind.ERRORS, sent_at=datetime.now(UTC), body={UNSENDABLE_KEY: described})
+                            epoch=self.epoch, kind=UpKind.ERRORS, sent_at=datetime.now(UTC),
+                            body={UNSENDABLE_KEY: described})
         return UpKind.ERRORS, envelope.model_dump_json().encode()
 
     def _next_wait(self) -> float:

@@ -12,7 +12,7 @@ import pytest
 
 from central_sync.config import DatabaseConfig
 from central_sync.db.engine import create_engine
-from central_sync.db.seqs import advance
+from central_sync.db.seqs import NodeSeqs, advance
 from central_sync.db.writer import BatchOutcome, write_batch
 from central_sync.inbound import RawMessage, classify
 from shared_models.messages import SCHEMA_VERSION
@@ -34,11 +34,13 @@ def test_advance(acked: int, seqs: list[int], expected: tuple[int, set[int]]) ->
     assert advance(acked, seqs) == expected
 
 
-def _message(node_id: str, seq: int) -> RawMessage:
+def _message(node_id: str, seq: int, epoch: str | None = None, job: str | None = None) -> RawMessage:
     doc = {
         "schema_version": SCHEMA_VERSION, "node_id": node_id, "shop_id": "shop-s", "seq": seq, "kind": "results",
-        "sent_at": datetime.now(UTC).isoformat(), "body": result_body(f"{node_id}-{seq}", "shop-s"),
+        "sent_at": datetime.now(UTC).isoformat(), "body": result_body(job or f"{node_id}-{seq}", "shop-s"),
     }
+    if epoch is not None:
+        doc["epoch"] = epoch
     return RawMessage(up_topic("shop-s", node_id, UpKind.RESULTS), json.dumps(doc).encode())
 
 
@@ -91,6 +93,49 @@ async def test_acks_only_name_nodes_with_sequenced_messages(db_url: str) -> None
             outcome = await write_batch(conn, items, _topic)
     finally:
         await engine.dispose()
-    assert outcome.acks == {"node-t": ("shop-s", 0)}
+    assert outcome.acks == {"node-t": ("shop-s", 0, None)}
     assert [tuple(r) for r in await query(db_url, "SELECT node_id, seq FROM node_pending_seqs")] == [("node-t", 2)]
     assert await scalar(db_url, "SELECT count(*) FROM nodes WHERE node_id = 'node-u'") == 0
+
+
+OLD, NEW = "20261101T080000-00000000000000aa", "20261130T090000-00000000000000bb"
+
+
+def test_epochs_adopt_restart_and_ignore_stragglers() -> None:
+    seqs = NodeSeqs("shop-s", acked=40, pending={42})
+    assert seqs.follows(None) and seqs.acked == 40  # a node older than epochs: its one count goes on
+    assert seqs.follows(OLD) and (seqs.epoch, seqs.acked, seqs.restarted) == (OLD, 40, False)  # adopted
+    seqs.added.add(41)
+    assert seqs.follows(NEW) and (seqs.acked, seqs.pending, seqs.added, seqs.restarted) == (0, set(), set(), True)
+    assert not seqs.follows(OLD), "a message of the replaced database is not counted in the new one"
+    assert seqs.follows(NEW) and seqs.epoch == NEW
+
+
+@pytest.mark.integration
+async def test_a_node_whose_database_was_replaced_is_counted_again_from_one(db_url: str) -> None:
+    """Before epochs, a node that lost its database sent seqs 1.. again and central dropped them as duplicates."""
+    engine = create_engine(DatabaseConfig(url=db_url, pool_size=1))
+    outcomes: list[BatchOutcome] = []
+
+    async def write(messages: list[RawMessage]) -> None:
+        async with engine.begin() as conn:
+            outcomes.append(await write_batch(conn, [classify(m) for m in messages], _topic))
+
+    try:
+        await write([_message("node-e", seq, OLD, job=f"old-{seq}") for seq in range(1, 6)])
+        await write([_message("node-e", 7, OLD, job="old-7")])  # a gap: 7 pending
+        # The node's disk is replaced: a new database counts from 1 again, under a later epoch.
+        await write([_message("node-e", seq, NEW, job=f"new-{seq}") for seq in range(1, 4)])
+        # A message of the old database still in flight arrives late, and a resend of the new one too.
+        await write([_message("node-e", 6, OLD, job="old-6"), _message("node-e", 2, NEW, job="new-2")])
+    finally:
+        await engine.dispose()
+    jobs = {row[0] for row in await query(db_url, "SELECT job_id FROM ocr_processing_jobs WHERE node_id = 'node-e'")}
+    assert jobs == {f"old-{n}" for n in range(1, 8)} | {"new-1", "new-2", "new-3"}, "nothing of either is lost"
+    assert await scalar(db_url, "SELECT acked_seq FROM nodes WHERE node_id = 'node-e'") == 3
+    assert await scalar(db_url, "SELECT epoch FROM nodes WHERE node_id = 'node-e'") == NEW
+    assert await scalar(db_url, "SELECT count(*) FROM node_pending_seqs WHERE node_id = 'node-e'") == 0
+    assert outcomes[1].acks["node-e"] == ("shop-s", 5, OLD)
+    assert outcomes[2].acks["node-e"] == ("shop-s", 3, NEW)
+    assert outcomes[3].acks["node-e"] == ("shop-s", 3, NEW) and outcomes[3].duplicates == 1
+    assert outcomes[3].stale_epoch == 1

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +16,7 @@ import pytest
 from edge_node.store import outbox as outbox_store
 from edge_node.store.db import Database
 from edge_node.sync.outbox import UNSENDABLE_KEY, OutboxPublisher
-from shared_models.messages import Ack, Envelope, NodeStatus
+from shared_models.messages import EPOCH_PATTERN, Ack, Envelope, NodeStatus
 from shared_models.topics import ack_topic
 from tests.edge_node.sync.brokers import eventually
 from tests.edge_node.sync.conftest import NODE, SHOP, add_results, settings
@@ -57,8 +60,8 @@ class FakeLink:
         for handler in self.connect_handlers:
             handler(False)
 
-    def deliver_ack(self, seq: int, node: str = NODE) -> None:
-        ack = Ack(node_id=node, seq=seq, acked_at=datetime.now(UTC)).model_dump_json().encode()
+    def deliver_ack(self, seq: int, node: str = NODE, epoch: str | None = None) -> None:
+        ack = Ack(node_id=node, seq=seq, epoch=epoch, acked_at=datetime.now(UTC)).model_dump_json().encode()
         self.handlers[ack_topic(SHOP, NODE)](ack_topic(SHOP, NODE), ack)
 
     def envelopes(self) -> list[Envelope]:
@@ -112,6 +115,38 @@ async def test_only_valid_acks_for_sent_rows_delete(db: Database, fake: tuple[Fa
     link.deliver_ack(1)  # stale
     await asyncio.sleep(0.1)
     assert publisher.in_flight == 2 and backlog(db) == 2
+
+
+async def test_envelopes_carry_the_databases_epoch_and_acks_of_another_epoch_delete_nothing(
+    db: Database, fake: tuple[FakeLink, OutboxPublisher]
+) -> None:
+    link, publisher = fake
+    epoch = db.run_sync(outbox_store.epoch)
+    assert re.fullmatch(EPOCH_PATTERN, epoch)
+    link.up()
+    add_results(db, 3)
+    publisher.wake()
+    assert await eventually(lambda: publisher.in_flight == 3, 2)
+    assert {e.epoch for e in link.envelopes()} == {epoch}
+    # An ack queued for this node's previous database (same node id, seqs of the old count): ignored.
+    link.deliver_ack(3, epoch="20200101T000000-0123456789abcdef")
+    await asyncio.sleep(0.2)
+    assert backlog(db) == 3
+    link.deliver_ack(3, epoch=epoch)
+    assert await eventually(lambda: backlog(db) == 0, 2)
+
+
+def test_a_new_database_gets_a_new_later_epoch(tmp_path: Path) -> None:
+    first = Database(tmp_path / "a.sqlite3")
+    time.sleep(1.1)  # epochs start with the creation second
+    second = Database(tmp_path / "b.sqlite3")
+    try:
+        a, b = first.run_sync(outbox_store.epoch), second.run_sync(outbox_store.epoch)
+        assert a != b and b > a
+        assert first.run_sync(outbox_store.epoch) == a, "an epoch never changes for a database"
+    finally:
+        first.close()
+        second.close()
 
 
 async def test_rows_that_can_never_be_sent_go_as_stand_ins_so_seq_stays_contiguous(
