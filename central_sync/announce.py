@@ -45,8 +45,8 @@ REANNOUNCE_TIMEOUT_SECONDS = 30.0
 
 async def load_announcement(conn: AsyncConnection) -> ModelAnnouncement:
     """The announcement of the current state: the last change's revision and time, every active rollout."""
-    revision, at = await registry_store.current_revision(conn)
-    return announcement(revision, at, await registry_store.list_rollouts(conn))
+    revision, at, epoch = await registry_store.current_revision(conn)
+    return announcement(revision, at, await registry_store.list_rollouts(conn), epoch)
 
 
 def payload(announced: ModelAnnouncement) -> bytes:

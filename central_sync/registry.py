@@ -243,8 +243,8 @@ class Registry:
         async with store.registry_lock(self._engine):
             try:
                 async with self._engine.connect() as conn:
-                    revision, at = await store.current_revision(conn)
-                    announced = announcement(revision, at, await store.list_rollouts(conn))
+                    revision, at, epoch = await store.current_revision(conn)
+                    announced = announcement(revision, at, await store.list_rollouts(conn), epoch)
                     node_shops = await store.node_shops(conn)
             except SQLAlchemyError as err:
                 raise translate(err, "reading the registry") from err
@@ -252,8 +252,8 @@ class Registry:
         return Change(announced, None, nodes_notified=notified)
 
     async def _bump(self, conn: AsyncConnection) -> ModelAnnouncement:
-        revision, at = await store.bump_revision(conn)
-        return announcement(revision, at, await store.list_rollouts(conn))
+        revision, at, epoch = await store.bump_revision(conn)
+        return announcement(revision, at, await store.list_rollouts(conn), epoch)
 
     async def _announce(self, announced: ModelAnnouncement, node_shops: dict[str, str], what: str) -> int:
         topics = node_topics(node_shops)
@@ -280,7 +280,7 @@ class Registry:
         """Bundles and rollouts; `shops` limits rollouts (and node reports) to those that reach these shops."""
         try:
             async with self._engine.connect() as conn:
-                revision, _at = await store.current_revision(conn)
+                revision, _at, _epoch = await store.current_revision(conn)
                 bundles = await store.list_bundles(conn)
                 records = await store.list_rollouts(conn, active_only=not history)
                 if shops is not None:

@@ -9,6 +9,7 @@ announced one at a time, in order.
 from __future__ import annotations
 
 import contextlib
+import secrets
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -26,7 +27,7 @@ from shared_models.model_updates import RolloutTarget
 #: pg_advisory_lock key of registry changes ("ZKMODL").
 REGISTRY_LOCK_KEY = 0x5A4B4D4F444C
 #: The revision and time of a registry that has never announced anything.
-NEVER = (0, datetime(1970, 1, 1, tzinfo=UTC))
+NEVER: tuple[int, datetime, str | None] = (0, datetime(1970, 1, 1, tzinfo=UTC), None)
 
 
 @contextlib.asynccontextmanager
@@ -135,21 +136,29 @@ async def restore_superseded(conn: AsyncConnection, by: int) -> list[int]:
     return sorted(int(row.id) for row in result)
 
 
-async def bump_revision(conn: AsyncConnection) -> tuple[int, datetime]:
-    """The next announcement revision and the change's time (the one model_state row, created when missing)."""
-    insert = pg_insert(model_state).values(id=1, revision=1, changed_at=func.now())
+def new_epoch() -> str:
+    """A registry epoch: now (UTC, to the second) and 16 random hex digits."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(8)}"
+
+
+async def bump_revision(conn: AsyncConnection) -> tuple[int, datetime, str | None]:
+    """The next announcement revision, the change's time and the registry's epoch (the one model_state row,
+    created with a new epoch when missing)."""
+    insert = pg_insert(model_state).values(id=1, revision=1, changed_at=func.now(), epoch=new_epoch())
     statement = insert.on_conflict_do_update(
         index_elements=[model_state.c.id],
-        set_={"revision": model_state.c.revision + 1, "changed_at": func.now()},
-    ).returning(model_state.c.revision, model_state.c.changed_at)
+        set_={"revision": model_state.c.revision + 1, "changed_at": func.now(),
+              "epoch": func.coalesce(model_state.c.epoch, insert.excluded.epoch)},
+    ).returning(model_state.c.revision, model_state.c.changed_at, model_state.c.epoch)
     row = (await conn.execute(statement)).one()
-    return int(row.revision), row.changed_at
+    return int(row.revision), row.changed_at, row.epoch
 
 
-async def current_revision(conn: AsyncConnection) -> tuple[int, datetime]:
-    """The revision and time of the last change ((0, 1970) when there was none)."""
-    row = (await conn.execute(select(model_state.c.revision, model_state.c.changed_at))).one_or_none()
-    return (int(row.revision), row.changed_at) if row is not None else NEVER
+async def current_revision(conn: AsyncConnection) -> tuple[int, datetime, str | None]:
+    """The revision, time and epoch of the last change ((0, 1970, None) when there was none)."""
+    row = (await conn.execute(
+        select(model_state.c.revision, model_state.c.changed_at, model_state.c.epoch))).one_or_none()
+    return (int(row.revision), row.changed_at, row.epoch) if row is not None else NEVER
 
 
 async def node_shops(conn: AsyncConnection) -> dict[str, str]:

@@ -139,10 +139,11 @@ def to_roll_back(name: str, active: Iterable[RolloutRecord], *, shadow: bool = F
     return max(candidates, key=lambda r: r.rollout_id, default=None)
 
 
-def announcement(revision: int, at: datetime, active: Sequence[RolloutRecord]) -> ModelAnnouncement:
+def announcement(revision: int, at: datetime, active: Sequence[RolloutRecord],
+                 epoch: str | None = None) -> ModelAnnouncement:
     """The complete desired state: every active rollout, newest first."""
     ordered = sorted((r for r in active if r.state == ACTIVE), key=lambda r: r.rollout_id, reverse=True)
-    return ModelAnnouncement(revision=revision, rollouts=tuple(r.announced() for r in ordered), at=at)
+    return ModelAnnouncement(revision=revision, epoch=epoch, rollouts=tuple(r.announced() for r in ordered), at=at)
 
 
 def includes_shop(target: RolloutTarget, shop_id: str, node_shops: Mapping[str, str]) -> bool:

@@ -44,6 +44,16 @@ SHADOW_AGREEMENT_METRIC = "shadow_agreement"
 SHADOW_LINES_METRIC = "shadow_lines"
 
 TargetKind = Literal["all", "shops", "percent", "node"]
+#: A registry epoch (see ModelAnnouncement.epoch); ordered as text.
+REGISTRY_EPOCH_PATTERN = r"^[0-9]{8}T[0-9]{6}-[0-9a-f]{16}$"
+
+
+def supersedes(epoch: str | None, revision: int, than_epoch: str | None, than_revision: int) -> bool:
+    """Whether an announcement (epoch, revision) is newer than the one applied last: a later registry epoch wins
+    whatever its revision, an earlier one never does, within one epoch the higher revision wins."""
+    if (epoch or "") != (than_epoch or ""):
+        return (epoch or "") > (than_epoch or "")
+    return revision > than_revision
 
 
 class _Strict(BaseModel):
@@ -124,6 +134,11 @@ class ModelAnnouncement(_Strict):
 
     schema_version: int = Field(MODELS_SCHEMA_VERSION, ge=1)
     revision: int = Field(ge=0, description="Grows with every change at central; nodes ignore older revisions.")
+    epoch: str | None = Field(
+        None, pattern=REGISTRY_EPOCH_PATTERN,
+        description="Names central's registry (made with it: UTC time, then random digits). A registry rebuilt "
+        "from scratch counts revisions from 1 again under a later epoch; None from centrals older than epochs.",
+    )
     rollouts: tuple[ModelRollout, ...] = Field((), description="Active rollouts, newest first.")
     at: datetime
 

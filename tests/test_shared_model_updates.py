@@ -71,3 +71,14 @@ def test_a_bundle_path_outside_the_models_api_is_refused() -> None:
     for path in ("/api/v1/models/../../etc/bundle.tar", "/etc/passwd", "/api/v1/models/m/1/other.tar"):
         with pytest.raises(ValidationError):
             BundleLocation(path=path, sha256=SHA, size=1)
+
+
+def test_a_later_registry_epoch_supersedes_any_revision_and_an_earlier_one_none() -> None:
+    from shared_models.model_updates import supersedes
+
+    old, new = "20261101T080000-00000000000000aa", "20261130T090000-00000000000000bb"
+    assert supersedes(old, 5, old, 4) and not supersedes(old, 4, old, 4) and not supersedes(old, 3, old, 4)
+    assert supersedes(new, 1, old, 9), "a rebuilt registry counts from 1 again"
+    assert not supersedes(old, 99, new, 1), "the old registry's announcements never come back"
+    assert supersedes(old, 1, None, 7), "a node that applied announcements of a central older than epochs"
+    assert supersedes(None, 8, None, 7) and not supersedes(None, 7, None, 7)

@@ -228,6 +228,7 @@ model_state = Table(
     Column("id", SmallInteger, primary_key=True),
     Column("revision", BigInteger, nullable=False, comment="Revision of the last announced change."),
     Column("changed_at", TZ, nullable=False, comment="When that change was made (the announcement's `at`)."),
+    Column("epoch", Text, comment="Names this registry in announcements (made with the row; see model_updates)."),
     CheckConstraint("id = 1", name="ck_model_state_one_row"),
     comment="One row: the announcement revision, bumped by every rollout change.",
 )

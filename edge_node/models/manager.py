@@ -41,6 +41,7 @@ from shared_models.model_updates import (
     ModelAnnouncement,
     ModelRollout,
     NodeErrorLog,
+    supersedes,
 )
 
 _LOGGER = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ class ModelManager:
         self._candidate: TextRecognizer | None = None
         self._shadow_sample = 0.1
         self.revision = -1
+        self.registry_epoch: str | None = None  # central's registry the revision belongs to
         self._latest: ModelAnnouncement | None = None
         self._failed: dict[str, dict[str, Any]] = {}
         self.last_update: dict[str, Any] | None = None
@@ -83,6 +85,7 @@ class ModelManager:
         state = await self._db.run(_read_state)
         self._failed = state["failed"]
         self.revision = int((state["revision"] or {}).get("revision", -1))
+        self.registry_epoch = (state["revision"] or {}).get("epoch")
         self.previous = _installed(state["previous"])
         for role in ("serving", "shadow"):
             installed = _installed(state[role])
@@ -122,9 +125,13 @@ class ModelManager:
         except ValidationError as err:
             _LOGGER.warning("ignoring a malformed model announcement: %s", err.errors()[:1])
             return
-        newest = max(self.revision, self._latest.revision if self._latest else -1)
-        if announcement.revision <= newest:
-            _LOGGER.debug("ignoring model announcement revision %d (have %d)", announcement.revision, newest)
+        if self._latest is not None:
+            newest = (self._latest.epoch, self._latest.revision)
+        else:
+            newest = (self.registry_epoch, self.revision)
+        if not supersedes(announcement.epoch, announcement.revision, *newest):
+            _LOGGER.debug("ignoring model announcement %s revision %d (have %s revision %d)",
+                          announcement.epoch, announcement.revision, *newest)
             return
         self._latest = announcement
         self._wakeup.set()
@@ -150,9 +157,10 @@ class ModelManager:
             self._retry_due = False
             done = await self._converge_serving(announcement.serving_for(shop, node))
             done = await self._converge_shadow(announcement.shadow_for(shop, node)) and done
-            if done and announcement.revision > self.revision:
-                self.revision = announcement.revision
-                await self._db.run(model_state.put_slots, {"revision": {"revision": announcement.revision}})
+            if done and supersedes(announcement.epoch, announcement.revision, self.registry_epoch, self.revision):
+                self.revision, self.registry_epoch = announcement.revision, announcement.epoch
+                await self._db.run(model_state.put_slots, {"revision": {
+                    "revision": announcement.revision, "epoch": announcement.epoch}})
 
     async def _converge_serving(self, target: ModelRollout | None) -> bool:
         if target is None:
@@ -372,6 +380,7 @@ class ModelManager:
             "previous": self.previous.label if self.previous else None,
             "shadow": shadow,
             "revision": self.revision,
+            "registry_epoch": self.registry_epoch,
             "last_update": self.last_update,
             "refused": sorted(f["model"] for f in self._failed.values()),
         }

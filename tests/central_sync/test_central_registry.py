@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tarfile
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -25,7 +26,7 @@ from central_sync.errors import (
     NothingToRollBackError,
 )
 from central_sync.registry import Registry
-from shared_models.model_updates import ModelAnnouncement, RolloutTarget
+from shared_models.model_updates import REGISTRY_EPOCH_PATTERN, ModelAnnouncement, RolloutTarget
 from tests.central_sync.bundles import make_bundle, new_key
 from tests.central_sync.harness import query, scalar
 
@@ -151,6 +152,8 @@ async def test_supersede_and_rollback_chain(
     with pytest.raises(BundleNotFoundError, match="upload it first"):
         await registry.rollout("m", "9.9", ALL)
     assert [a.revision for a, _topics in recorder.sent] == [1, 2, 3, 4, 5, 6]
+    epochs = {a.epoch for a, _topics in recorder.sent}
+    assert len(epochs) == 1 and re.fullmatch(REGISTRY_EPOCH_PATTERN, str(next(iter(epochs)))), epochs
     states = await query(db_url, "SELECT id, state, ended_at IS NOT NULL AS ended FROM rollouts ORDER BY id")
     assert [(r["state"], r["ended"]) for r in states] == [("rolled_back", True)] * 3
 

@@ -340,3 +340,21 @@ async def test_requests_running_across_swaps_never_fail(node, central: FakeCentr
     reads = [o for o in outcomes if not isinstance(o, BaseException)]
     assert len(reads) >= 6 and all(text in ("MILK 45", "TOTAL 120") for text, _ in reads)
     assert {engine for _, engine in reads} >= {"trocr"}, "some reads met the rolled-out model"
+
+
+async def test_a_rebuilt_registry_is_followed_although_it_counts_from_one(node, central: FakeCentral, tars: Tars,
+                                                                          node_engines: EngineSet) -> None:
+    manager, _db, _config = node
+    central.publish("1.0.0", tars.v1)
+    old, new = "20261101T080000-00000000000000aa", "20261130T090000-00000000000000bb"
+    first = announcement(9, rollout(tars.v1, NAME, "1.0.0", 1)).model_copy(update={"epoch": old})
+    await manager.apply(first)
+    assert (manager.registry_epoch, manager.revision) == (old, 9)
+    rebuilt = announcement(1).model_copy(update={"epoch": new})  # central's database was rebuilt: nothing active
+    manager.receive("t", rebuilt.model_dump_json().encode())
+    assert manager._latest == rebuilt, "revision 1 of a later registry is taken"
+    await manager.apply(rebuilt)
+    assert manager.serving is None and (manager.registry_epoch, manager.revision) == (new, 1)
+    manager._latest = None
+    manager.receive("t", first.model_dump_json().encode())
+    assert manager._latest is None, "the old registry's announcement is not taken back"
