@@ -15,8 +15,6 @@ from edge_node.store import outbox
 from edge_node.store.db import transaction, utc_now
 
 FAILED_PREFIX = "failed:"
-#: Outbox kind of node-level error logs (central stores them without a job id).
-ERRORS_KIND = "errors"
 
 
 def get_slot(conn: sqlite3.Connection, slot: str) -> dict[str, Any] | None:
@@ -61,7 +59,7 @@ def record_failure(conn: sqlite3.Connection, sha256: str, failure: dict[str, Any
             (error_log["code"], error_log["message"], json.dumps({"model": error_log.get("model")}), utc_now()),
         )
         if sync:
-            outbox.append(conn, ERRORS_KIND, error_log)
+            outbox.append(conn, outbox.ERRORS_KIND, error_log)
 
 
 def queue_metrics(conn: sqlite3.Connection, body: dict[str, Any]) -> None:

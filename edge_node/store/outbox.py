@@ -18,6 +18,8 @@ from edge_node.store.metrics import summary
 
 #: The outbox kind of a metrics snapshot (shared_models.topics.UpKind.METRICS).
 METRICS_KIND = "metrics"
+#: Outbox kind of failed jobs and of node-level error logs (central tells them apart by the body).
+ERRORS_KIND = "errors"
 #: SQLite allows 32766 host parameters; stay well under it when a list of seqs is bound.
 MAX_BOUND_SEQS = 500
 
