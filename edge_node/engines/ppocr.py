@@ -17,8 +17,11 @@ from typing import Literal
 
 import cv2
 import numpy as np
+import onnxruntime as ort
 
 from edge_node.engines.base import LineReading, Quad, WordReading
+from edge_node.engines.class_head import head_columns
+from edge_node.engines.onnx_file import read_onnx
 from edge_node.engines.runtime import create_session
 from edge_node.engines.word_gaps import insert_spaces, word_gaps
 from edge_node.errors import ModelError
@@ -127,26 +130,43 @@ class PpocrRecognizer:
     languages = frozenset({"en"})
 
     def __init__(self, config: PpocrConfig) -> None:
-        model_dir = config.model_dir or bundled_model_dir()
-        # One core per run, and a call's runs spread over the cores (see `recognize`): the recognizer's many small
-        # runs parallelise poorly inside onnxruntime (2 intra-op threads: 1.65x) and well side by side (2.1x).
-        self._parallel = max(1, config.threads or os.cpu_count() or 1)
-        self._session = create_session(
-            model_dir / "PP-OCRv6_rec_small.onnx", threads=1, enable_gpu=config.enable_gpu,
-            spin_wait=config.spin_wait, memory_arena=config.memory_arena,
-        )
-        self._pool = (ThreadPoolExecutor(self._parallel - 1, thread_name_prefix="ppocr-rec")
-                      if self._parallel > 1 else None)
-        self._input = self._session.get_inputs()[0].name
-        characters = self._session.get_modelmeta().custom_metadata_map.get("character")
+        model_path = (config.model_dir or bundled_model_dir()) / "PP-OCRv6_rec_small.onnx"
+        model = read_onnx(model_path)
+        characters = model.metadata.get("character")
         if not characters:
             raise ModelError("PP-OCR recognizer has no character list in its metadata")
         # Index 0 is the CTC blank; the model's last class is a space.
         self._charset = np.array(["", *characters.splitlines(), " "], dtype=object)
         allowed = np.array([i == 0 or _is_latin_text(c) for i, c in enumerate(self._charset)])
-        # The ~200 classes an English reading may use, out of ~18,700: decoding looks at these columns only.
+        # The ~200 classes an English reading may use, out of ~18,700: the session's head computes only these
+        # (see `class_head`), or, for a model whose head is not found, decoding looks at these columns only.
         self._allowed_index = np.flatnonzero(allowed)
-        self._dot_class = int(np.flatnonzero(self._charset == ".")[0])
+        head = head_columns(model.initializers, len(self._charset), self._allowed_index)
+        self._head = {name: ort.OrtValue.ortvalue_from_numpy(array) for name, array in head.items()}
+        self._columns: np.ndarray | None = None if head else self._allowed_index
+        dot_class = int(np.flatnonzero(self._charset == ".")[0])
+        self._dot_column = int(np.flatnonzero(self._allowed_index == dot_class)[0]) if head else dot_class
+        # One core per run, and a call's runs spread over the cores (see `recognize`): the recognizer's many small
+        # runs parallelise poorly inside onnxruntime (2 intra-op threads: 1.65x) and well side by side (2.1x).
+        self._parallel = max(1, config.threads or os.cpu_count() or 1)
+        self._session = create_session(
+            model_path, threads=1, enable_gpu=config.enable_gpu, spin_wait=config.spin_wait,
+            memory_arena=config.memory_arena, initializers=self._head,
+        )
+        self._input = self._session.get_inputs()[0].name
+        self._check_output_classes(len(self._allowed_index) if head else len(self._charset))
+        self._pool = (ThreadPoolExecutor(self._parallel - 1, thread_name_prefix="ppocr-rec")
+                      if self._parallel > 1 else None)
+
+    def _check_output_classes(self, expected: int) -> None:
+        """One blank crop through the session: its output must have a probability per class of the charset."""
+        blank = np.zeros((1, 3, REC_HEIGHT, REC_MIN_WIDTH), dtype=np.float32)
+        try:
+            classes = self._session.run(None, {self._input: blank})[0].shape[-1]
+        except Exception as err:
+            raise ModelError(f"text recognizer failed its load check: {err}") from err
+        if classes != expected:
+            raise ModelError(f"text recognizer gives {classes} classes per step, its charset has {expected}")
 
     def recognize(self, crops: list[np.ndarray], language: str = "en") -> list[LineReading]:
         """Read each crop as one line; crops of the same scaled width share a run (see `_batches`), and the runs
@@ -185,7 +205,7 @@ class PpocrRecognizer:
     def _decode(self, probs: np.ndarray, used_fraction: float, gaps: np.ndarray) -> LineReading:
         """Greedy CTC decoding that keeps each character's probability and time step; spaces where the
         image has a word gap that the model did not mark (see `word_gaps`)."""
-        allowed = probs[:, self._allowed_index]  # T x ~200: a copy of only the columns that may win
+        allowed = probs if self._columns is None else probs[:, self._columns]  # T x ~200
         pick = allowed.argmax(axis=1)
         best_prob = allowed[np.arange(pick.size), pick]
         best = self._allowed_index[pick]
@@ -198,7 +218,7 @@ class PpocrRecognizer:
         chars = list(self._charset[best[steps]])
         char_probs = best_prob[steps].astype(float)
         for index in decimal_separators(chars):
-            dot = float(probs[steps[index], self._dot_class])
+            dot = float(probs[steps[index], self._dot_column])
             if dot >= DECIMAL_POINT_MIN_PROB:
                 chars[index], char_probs[index] = ".", dot
         spaces = insert_spaces(chars, (steps + 0.5) / total_steps, gaps)

@@ -134,14 +134,18 @@ def create_session(
     enable_gpu: bool = False,
     spin_wait: bool = True,
     memory_arena: bool = True,
+    initializers: dict[str, ort.OrtValue] | None = None,
 ) -> ort.InferenceSession:
-    """Load one model (see `session_options` for the knobs)."""
+    """Load one model (see `session_options` for the knobs). `initializers` replace the model's weights of those
+    names; the caller keeps them alive as long as the session."""
     disable_telemetry()
     if memory_arena:
         share_cpu_arena()
     else:
         limit_heap_growth()
     options = session_options(threads, spin_wait=spin_wait, memory_arena=memory_arena)
+    for name, value in (initializers or {}).items():
+        options.add_initializer(name, value)
     try:
         return ort.InferenceSession(str(model_path), sess_options=options, providers=select_providers(enable_gpu))
     except Exception as err:  # onnxruntime raises bare RuntimeError/Fail subclasses

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 from support import render_lines, rgb
 
 from edge_node.engines import ppocr
 from edge_node.engines.registry import EngineSet
+from edge_node.engines.runtime import create_session
 
 
 @pytest.mark.parametrize(
@@ -40,26 +43,39 @@ def test_batched_reading_equals_one_crop_at_a_time(engines: EngineSet) -> None:
         assert a.confidence == pytest.approx(b.confidence, abs=1e-4)
 
 
-def test_decoding_only_allowed_classes_matches_masking_all_of_them(engines: EngineSet) -> None:
-    """The old decoder zeroed every disallowed class of the T x 18,710 output; the new one looks at the allowed
-    columns only. Same characters, same probabilities, CJK never wins."""
+def test_cut_head_reads_what_masking_the_full_head_read(engines: EngineSet) -> None:
+    """The session computes only the allowed classes (see `class_head`); the model with its full head, decoded
+    by looking at the allowed columns only (the path for a model whose head is not found), reads the same."""
     recognizer = engines.recognizers["ppocr"]
     assert isinstance(recognizer, ppocr.PpocrRecognizer)
-    index = recognizer._allowed_index
+    assert recognizer._columns is None  # the bundled model's head was found and cut
+    full = create_session(ppocr.bundled_model_dir() / "PP-OCRv6_rec_small.onnx", threads=1, memory_arena=False)
+    texts = ["TOTAL 12.30", "THANK YOU FOR SHOPPING WITH US", "CASH 20.00", "Qty 2 x RM4.50"]
+    for text in texts:
+        crop = rgb(render_lines([text]))
+        width = ppocr._scaled_width(crop)
+        blob = ppocr._normalise(crop, width)[np.newaxis]
+        cut = recognizer._session.run(None, {recognizer._input: blob})[0][0]
+        probs = full.run(None, {full.get_inputs()[0].name: blob})[0][0]
+        assert cut.shape == (probs.shape[0], recognizer._allowed_index.size)
+        assert (cut.argmax(axis=1) == probs[:, recognizer._allowed_index].argmax(axis=1)).all()
+        gaps = ppocr.word_gaps(crop)
+        unmasked = copy.copy(recognizer)
+        unmasked._columns = recognizer._allowed_index
+        unmasked._dot_column = int(np.flatnonzero(recognizer._charset == ".")[0])
+        assert recognizer._decode(cut, 1.0, gaps).text == unmasked._decode(probs, 1.0, gaps).text == text
+
+
+def test_decoding_never_picks_a_class_outside_the_allowed_ones(engines: EngineSet) -> None:
+    recognizer = copy.copy(engines.recognizers["ppocr"])
+    assert isinstance(recognizer, ppocr.PpocrRecognizer)
+    recognizer._columns = recognizer._allowed_index
     classes = len(recognizer._charset)
-    rng = np.random.default_rng(3)
-    probs = rng.random((60, classes)).astype(np.float32)
+    probs = np.random.default_rng(3).random((60, classes)).astype(np.float32)
     probs[:, 5000] = 2.0  # a CJK class that would win if it were allowed
-    allowed = np.zeros(classes, dtype=bool)
-    allowed[index] = True
-    masked = np.where(allowed, probs, 0.0)
-    reading = recognizer._decode(probs, 1.0, np.empty(0))
-    expected_best = masked.argmax(axis=1)
-    keep = expected_best != 0
-    keep[1:] &= expected_best[1:] != expected_best[:-1]
-    expected = "".join(recognizer._charset[expected_best[keep]]).strip()
-    assert reading.text == expected
-    assert not allowed[5000]
+    assert 5000 not in recognizer._allowed_index
+    text = recognizer._decode(probs, 1.0, np.empty(0)).text
+    assert text and str(recognizer._charset[5000]) not in text
 
 
 @pytest.mark.parametrize("shares", [1, 2, 3])
