@@ -3,8 +3,8 @@
 `python -m bench.memory [--baseline DIR] [--node-env KEY=VALUE,...]`: starts `edge-node serve` (and, with
 `--baseline`, a node from another source tree), sends every image of the speed sets (`bench.speed_sets`: price
 tags, barcode photos, 1280x720 product photos, SROIE receipts) at concurrency 1, then again at concurrency 4, and
-prints VmRSS (now) and VmHWM (peak since start) of each node process after each set. The two nodes are measured one
-after the other (peaks would otherwise compete for the same memory). The speed harness reports one peak for the
+prints VmRSS (now, 1 s after the set: see SETTLE_SECONDS) and VmHWM (peak since start) of each node process after
+each set. The two nodes are measured one after the other (peaks would otherwise compete for the same memory). The speed harness reports one peak for the
 whole run; this shows which set and which concurrency make it.
 """
 
@@ -27,6 +27,8 @@ COUNTS = {"price_tags": 30, "barcodes": 40, "product": 8, "receipts": 10}
 CONCURRENCY = (1, 4)
 #: The node's settings: the speed harness's defaults (no cache, so every request really runs).
 NODE_ENV = {"EDGE_CACHE__ENABLED": "false"}
+#: Wait before reading RSS after a set: the node gives freed heap back once idle (`edge_node.idle_trim`, 0.5 s).
+SETTLE_SECONDS = 1.0
 
 
 def memory_mb(pid: int) -> tuple[float, float]:
@@ -68,6 +70,7 @@ async def measure(node: EdgeProcess, sets: list[SpeedSet]) -> list[tuple[str, fl
             gate = asyncio.Semaphore(concurrency)
             for speed_set in sets:
                 await asyncio.gather(*(_limited(gate, session, node, token, item) for item in speed_set.items))
+                await asyncio.sleep(SETTLE_SECONDS)
                 rows.append((f"c={concurrency} after {speed_set.key}", *memory_mb(pid)))
     return rows
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,12 @@ DEFAULT_TTL_SECONDS = 12 * 3600
 ROLE_CLERK = "clerk"
 ROLE_ADMIN = "admin"
 ROLES = frozenset({ROLE_CLERK, ROLE_ADMIN})
+#: A verified token is trusted again without re-checking its signature for this long (never past its `exp`):
+#: a tablet sends the same token with every scan, and a check costs ~0.2 ms of the event loop. Tokens are not
+#: revocable (they expire), and the keys are fixed for the life of the process, so the cache cannot go stale.
+VERIFIED_CACHE_SECONDS = 60.0
+#: Distinct tokens remembered at once (a shop has a few tablets; the oldest entries go first).
+VERIFIED_CACHE_SIZE = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +130,7 @@ class TokenVerifier:
         self._keys = dict(keys or {})
         self._shop_id = shop_id
         self._leeway = leeway_seconds
+        self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
 
     def _key_for(self, token: str) -> VerificationKey:
         try:
@@ -141,7 +149,22 @@ class TokenVerifier:
         return key
 
     def verify(self, token: str) -> Principal:
-        """401 for a missing, malformed, forged or expired token; 403 for another shop's token or an unknown role."""
+        """401 for a missing, malformed, forged or expired token; 403 for another shop's token or an unknown role.
+
+        A token verified in the last VERIFIED_CACHE_SECONDS (and not expired) is answered from memory."""
+        now = time.time()
+        cached = self._verified.pop(token, None)
+        if cached is not None and now < cached[1]:
+            self._verified[token] = cached  # most recently used last
+            return cached[0]
+        principal, expires_at = self._check(token)
+        self._verified[token] = (principal, min(expires_at, now + VERIFIED_CACHE_SECONDS))
+        if len(self._verified) > VERIFIED_CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return principal
+
+    def _check(self, token: str) -> tuple[Principal, float]:
+        """Full verification: the principal and the time until which the token stays valid (exp + leeway)."""
         key = self._key_for(token)
         try:
             claims = jwt.decode(
@@ -161,7 +184,7 @@ class TokenVerifier:
         role = str(claims.get("role", ROLE_CLERK))
         if role not in ROLES:
             raise ForbiddenError(f"unknown role {role!r}", details={"allowed": sorted(ROLES)})
-        return Principal(user_id=str(claims["sub"]), shop_id=shop_id, role=role)
+        return Principal(user_id=str(claims["sub"]), shop_id=shop_id, role=role), float(claims["exp"]) + self._leeway
 
 
 def build_verifier(auth: AuthConfig, default_secret: str | None) -> TokenVerifier:

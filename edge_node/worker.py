@@ -3,6 +3,10 @@
 Workers claim jobs from SQLite with a lease, run the pure pipeline in a thread pool with a time bound,
 and write the outcome in one transaction. Jobs may run more than once (a crash between claim and
 commit), so the only side effect of a run is that final transaction, which is guarded by status.
+
+A job submitted while a worker slot is free and nothing runnable waits is inserted already claimed, in the
+transaction that stores it, and run at once (no claim round trip, no wake-up of a polling worker); it is
+recovered after a crash exactly like a claimed job. The slots (`worker.workers`) bound both paths.
 """
 
 from __future__ import annotations
@@ -20,12 +24,12 @@ from typing import Any
 
 from edge_node.config import EdgeConfig
 from edge_node.engines.registry import EngineSet
-from edge_node.engines.runtime import trim_heap
 from edge_node.errors import EdgeError, ModelError, ProcessingTimeoutError, ServiceUnavailableError
+from edge_node.idle_trim import IdleTrimmer
 from edge_node.pipeline.runner import PipelineLimits, run_image
 from edge_node.store import audit
 from edge_node.store import jobs as job_store
-from edge_node.store.db import Database
+from edge_node.store.db import Database, transaction
 from edge_node.store.images import ImageVault
 from edge_node.store.jobs import JobFailure, JobRecord, NewJob
 from shared_models.jobs import JobStatus
@@ -90,17 +94,21 @@ class JobQueue:
         self._vault = vault
         self._limits = pipeline_limits(config)
         self._executor = ThreadPoolExecutor(max_workers=config.worker.workers, thread_name_prefix="ocr")
-        # Images of jobs accepted by this process, so the worker need not read them back from disk.
+        # Images of jobs accepted by this process and not ended yet, so the worker need not read them back from
+        # disk (and `wait` knows such a job cannot have ended before it listens).
         self._images: dict[str, bytes] = {}
         self._waiters: dict[str, list[asyncio.Future[JobRecord]]] = {}
         self._wakeup = asyncio.Event()
+        # One slot per worker: held while a job runs (claimed by a worker loop or handed over by `submit`).
+        self._slots = asyncio.Semaphore(config.worker.workers)
         self._tasks: list[asyncio.Task[None]] = []
+        self._handed: set[asyncio.Task[None]] = set()
         self._listeners: list[JobListener] = []
         self._recent_ms: list[float] = []
         self._stopping = False
         self.busy_workers = 0
         self.stuck_workers = 0
-        self._ran_since_trim = False  # a job ran since the heap was last trimmed (see _work)
+        self._trimmer = IdleTrimmer(self._slots, self._executor)
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -116,11 +124,13 @@ class JobQueue:
         """Stop claiming work; running jobs get `grace_seconds` to finish, the rest go back to the queue."""
         self._stopping = True
         self._wakeup.set()
-        if self._tasks:
-            _done, late = await asyncio.wait(self._tasks, timeout=grace_seconds)
+        running = [*self._tasks, *self._handed]
+        if running:
+            _done, late = await asyncio.wait(running, timeout=grace_seconds)
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
+        await self._trimmer.stop()
         requeued = await self._db.run(job_store.requeue_processing)
         if requeued:
             _LOGGER.info("shutdown: %d unfinished jobs put back in the queue", requeued)
@@ -131,34 +141,75 @@ class JobQueue:
         self._listeners.append(listener)
 
     # ---- submitting ------------------------------------------------------------------------------------------
-    async def submit(self, job: NewJob, image: bytes, queue_limit: int | None = None) -> Submitted:
+    async def submit(
+        self,
+        job: NewJob,
+        image: bytes,
+        queue_limit: int | None = None,
+        prepare: Callable[[bytes], bytes] | None = None,
+    ) -> Submitted:
         """Store the image and queue the job, unless `queue_limit` jobs already wait (then QueueFullError).
 
-        The depth check and the insert happen in one step on the database thread, so a burst of uploads
-        cannot overshoot the limit.
+        `prepare(image)` (e.g. the header check and metadata strip) runs first, in the same trip off the event
+        loop; its error propagates and nothing is stored. The depth check and the insert happen in one
+        transaction on the database thread, so a burst of uploads cannot overshoot the limit. When a worker slot
+        is free and no runnable job waits, the job is inserted claimed and starts at once.
         """
         if self._stopping:
             raise ServiceUnavailableError("the node is shutting down")
         job_id = job_store.new_job_id()
-        submitted = await self._db.run(self._insert, job, job_id, image, queue_limit)
+        handover = not self._slots.locked()
+        if handover:
+            await self._slots.acquire()  # free: returns without waiting
+        loop = asyncio.get_running_loop()
+        try:
+            submitted, stored = await loop.run_in_executor(
+                None, self._store, job, job_id, image, queue_limit, handover, prepare
+            )
+        except BaseException:
+            if handover:
+                self._slots.release()
+            raise
+        claimed = submitted.created and submitted.job.status is JobStatus.PROCESSING
         if submitted.created:
-            self._images[submitted.job.id] = image
+            self._images[submitted.job.id] = stored
             self._emit("job_queued", submitted.job, {"queue_position": submitted.depth + 1})
-            self._wakeup.set()
+        if claimed:
+            task = asyncio.create_task(self._run_handed(submitted.job), name=f"ocr-job-{submitted.job.id}")
+            self._handed.add(task)
+            task.add_done_callback(self._handed.discard)
+        else:
+            if handover:
+                self._slots.release()
+            if submitted.created:
+                self._wakeup.set()
         return submitted
 
+    def _store(
+        self, job: NewJob, job_id: str, image: bytes, queue_limit: int | None, claim: bool,
+        prepare: Callable[[bytes], bytes] | None,
+    ) -> tuple[Submitted, bytes]:
+        """On an executor thread: prepare the image, then insert on the database thread (waiting for it here)."""
+        stored = prepare(image) if prepare is not None else image
+        return self._db.run_sync(self._insert, job, job_id, stored, queue_limit, claim), stored
+
     def _insert(
-        self, conn: Any, job: NewJob, job_id: str, image: bytes, queue_limit: int | None
+        self, conn: Any, job: NewJob, job_id: str, image: bytes, queue_limit: int | None, claim: bool
     ) -> Submitted:
-        """The image is on disk before the row that points at it; a repeated idempotency key discards it."""
-        depth = job_store.queue_counts(conn)[JobStatus.QUEUED.value]
-        if queue_limit is not None and depth >= queue_limit:
-            raise QueueFullError(depth)
-        if self._vault is not None:
-            self._vault.put(conn, job_id, image)
-        record, created = job_store.insert_job(conn, job, job_id)
-        if not created and self._vault is not None:
-            self._vault.delete(conn, job_id)
+        """One transaction: the image (file fsync'd, index row) before the job row that points at it.
+
+        The job is inserted claimed when `claim` and nothing runnable waits (a new job never overtakes one);
+        a repeated idempotency key discards the image."""
+        with transaction(conn):
+            depth, runnable = job_store.waiting_counts(conn)
+            if queue_limit is not None and depth >= queue_limit:
+                raise QueueFullError(depth)
+            if self._vault is not None:
+                self._vault.put(conn, job_id, image)
+            lease = self._config.worker.lease_seconds if claim and runnable == 0 else None
+            record, created = job_store.insert_job(conn, job, job_id, lease)
+            if not created and self._vault is not None:
+                self._vault.delete(conn, job_id)
         return Submitted(record, created, depth)
 
     def notify(self) -> None:
@@ -170,9 +221,10 @@ class JobQueue:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[JobRecord] = loop.create_future()
         self._waiters.setdefault(job_id, []).append(future)
-        current = await self._db.run(job_store.get_job_any, job_id)
-        if current is not None and current.status.is_final and not future.done():
-            future.set_result(current)
+        if job_id not in self._images:  # not accepted by this process, or already ended: it may be final now
+            current = await self._db.run(job_store.get_job_any, job_id)
+            if current is not None and current.status.is_final and not future.done():
+                future.set_result(current)
         try:
             return await asyncio.wait_for(future, seconds)
         except TimeoutError as err:
@@ -186,8 +238,8 @@ class JobQueue:
 
     async def queue_depth(self) -> int:
         """Jobs waiting to start."""
-        counts = await self._db.run(job_store.queue_counts)
-        return counts[JobStatus.QUEUED.value]
+        depth, _runnable = await self._db.run(job_store.waiting_counts)
+        return depth
 
     def estimate_seconds(self, position: int) -> float:
         """Expected wait: recent mean processing time x jobs ahead / workers, plus this job's own time."""
@@ -196,35 +248,50 @@ class JobQueue:
 
     # ---- working ---------------------------------------------------------------------------------------------
     async def _work(self, number: int) -> None:
+        """Claim queued jobs (behind others, retries, left by a previous process) whenever a slot is free."""
         poll = self._config.worker.poll_interval_seconds
-        loop = asyncio.get_running_loop()
         while not self._stopping:
-            try:
-                job = await self._db.run(job_store.claim_next, self._config.worker.lease_seconds)
-            except ServiceUnavailableError:
-                _LOGGER.exception("worker %d cannot claim jobs", number)
-                job = None
-            if job is None:
-                self._wakeup.clear()
-                if self._ran_since_trim and self.busy_workers == 0:
-                    self._ran_since_trim = False  # the queue ran dry: give the jobs' freed memory back, off the loop
-                    await loop.run_in_executor(self._executor, trim_heap)
+            async with self._slots:
+                if self._stopping:
+                    break
                 try:
-                    await asyncio.wait_for(self._wakeup.wait(), poll)
-                except TimeoutError:
-                    with contextlib.suppress(ServiceUnavailableError):  # storage failing: logged by the claim
-                        await self._db.run(job_store.requeue_expired_leases)
-                continue
-            self.busy_workers += 1
-            self._ran_since_trim = True
+                    job = await self._db.run(job_store.claim_next, self._config.worker.lease_seconds)
+                except ServiceUnavailableError:
+                    _LOGGER.exception("worker %d cannot claim jobs", number)
+                    job = None
+                if job is not None:
+                    await self._run(job)
+                    continue
+            self._wakeup.clear()
+            if self.busy_workers == 0:
+                self._trimmer.queue_idle()
             try:
-                await self._process(job)
-            except ServiceUnavailableError as err:
-                # Storage failed while the outcome was being written: the job keeps its lease and runs again
-                # once the lease expires; the worker lives on.
-                _LOGGER.warning("worker %d: job %s outcome not stored: %s", number, job.id, err.message)
-            finally:
-                self.busy_workers -= 1
+                await asyncio.wait_for(self._wakeup.wait(), poll)
+            except TimeoutError:
+                with contextlib.suppress(ServiceUnavailableError):  # storage failing: logged by the claim
+                    await self._db.run(job_store.requeue_expired_leases)
+
+    async def _run_handed(self, job: JobRecord) -> None:
+        """A job `submit` inserted claimed: run it in the slot `submit` took."""
+        try:
+            await self._run(job)
+        finally:
+            self._slots.release()
+            if self.busy_workers == 0:
+                self._trimmer.queue_idle()
+
+    async def _run(self, job: JobRecord) -> None:
+        """Run one claimed job while holding a slot; storage failing on the outcome leaves it to its lease."""
+        self.busy_workers += 1
+        self._trimmer.job_started()
+        try:
+            await self._process(job)
+        except ServiceUnavailableError as err:
+            # Storage failed while the outcome was being written: the job keeps its lease and runs again
+            # once the lease expires; the worker lives on.
+            _LOGGER.warning("job %s outcome not stored: %s", job.id, err.message)
+        finally:
+            self.busy_workers -= 1
 
     async def _process(self, job: JobRecord) -> None:
         self._emit("job_started", job, {"progress": 0})

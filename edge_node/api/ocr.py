@@ -1,5 +1,5 @@
 """OCR endpoints: process (sync), process/async, batch. They validate, strip the upload's metadata (after applying
-its orientation, in an executor), queue and wait; workers do the work."""
+its orientation, off the event loop in the call that stores the job), queue and wait; workers do the work."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -80,14 +81,14 @@ class OcrHandlers:
                 invalid = InvalidImageError(hit.error_message or "the image cannot be read")
                 await db.run(job_store.insert_rejected, new_job, JobFailure(invalid.code.value, invalid.message))
                 raise invalid
-        loop = asyncio.get_running_loop()
         try:
-            clean = await loop.run_in_executor(None, _checked_and_stripped, data, config.limits.max_image_pixels)
+            submitted = await queue.submit(
+                new_job, data, queue_limit=config.worker.hard_queue_limit,
+                prepare=partial(_checked_and_stripped, max_pixels=config.limits.max_image_pixels),
+            )
         except InvalidImageError as err:
             await db.run(job_store.insert_rejected, new_job, JobFailure(err.code.value, err.message), negative_ttl)
             raise
-        try:
-            submitted = await queue.submit(new_job, clean, queue_limit=config.worker.hard_queue_limit)
         except QueueFullError as full:
             retry_after = max(1, math.ceil(queue.estimate_seconds(full.depth)))
             quota = QuotaExceededError(
@@ -195,6 +196,7 @@ class OcrHandlers:
 
 def _checked_and_stripped(data: bytes, max_pixels: int) -> bytes:
     """Header check (size caps) first, then the upload upright and without metadata: what is stored and run.
+    Runs off the event loop, in the same executor call that stores the job (`JobQueue.submit`'s `prepare`).
 
     The job keeps the hash of the bytes as uploaded, so the cache still answers a repeated upload before
     any decoding."""

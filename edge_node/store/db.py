@@ -74,14 +74,21 @@ def _guarded(fn: Callable[..., T], conn: sqlite3.Connection, args: tuple[object,
 
 
 class transaction:  # noqa: N801 - used like a function: `with transaction(conn):`
-    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error."""
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error.
+
+    Inside an open transaction it joins it: the outermost one commits (so store functions compose into one
+    commit, e.g. the image index row and the job row of a new job)."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        self._outermost = False
 
     def __enter__(self) -> sqlite3.Connection:
-        self.conn.execute("BEGIN IMMEDIATE")
+        if not self.conn.in_transaction:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self._outermost = True
         return self.conn
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        if self._outermost:
+            self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")

@@ -58,18 +58,21 @@ class JobRecord:
     idempotency_key: str | None
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> JobRecord:
+    def from_row(
+        cls, row: sqlite3.Row, options: dict[str, Any] | None = None, result: dict[str, Any] | None = None
+    ) -> JobRecord:
+        """The record of a row; `options`/`result` given by a caller that just wrote them skip decoding."""
         return cls(
             id=row["id"],
             shop_id=row["shop_id"],
             user_id=row["user_id"],
             document_type=row["document_type"],
-            options=json.loads(row["options"]),
+            options=options if options is not None else json.loads(row["options"]),
             status=JobStatus(row["status"]),
             image_hash=row["image_hash"],
             attempts=row["attempts"],
             max_attempts=row["max_attempts"],
-            result=json.loads(row["result"]) if row["result"] else None,
+            result=result if result is not None else json.loads(row["result"]) if row["result"] else None,
             error_code=row["error_code"],
             error_message=row["error_message"],
             processing_time_ms=row["processing_time_ms"],
@@ -99,9 +102,14 @@ def new_job_id() -> str:
     return str(uuid.uuid4())
 
 
-def insert_job(conn: sqlite3.Connection, job: NewJob, job_id: str) -> tuple[JobRecord, bool]:
+def insert_job(
+    conn: sqlite3.Connection, job: NewJob, job_id: str, lease_seconds: float | None = None
+) -> tuple[JobRecord, bool]:
     """Queue a job; with an idempotency key already used by this user, return that job instead.
 
+    With `lease_seconds` the job is inserted already claimed (`processing`, attempt 1, lease set), as
+    `claim_next` would leave it: for a worker that takes it straight from the caller. A crash then re-queues
+    it like any claimed job (`requeue_processing` at start-up, `requeue_expired_leases` while running).
     Returns (job, created).
     """
     with transaction(conn):
@@ -113,17 +121,21 @@ def insert_job(conn: sqlite3.Connection, job: NewJob, job_id: str) -> tuple[JobR
             if row is not None:
                 return JobRecord.from_row(row), False
         now = utc_now()
-        conn.execute(
+        claimed = lease_seconds is not None
+        row = conn.execute(
             "INSERT INTO ocr_processing_jobs (id, shop_id, user_id, document_type, options, status, image_hash,"
-            " image_size_bytes, idempotency_key, max_attempts, available_at, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " image_size_bytes, idempotency_key, attempts, max_attempts, lease_expires_at, available_at,"
+            " started_at, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
             (
                 job_id, job.shop_id, job.user_id, job.document_type, json.dumps(job.options),
-                JobStatus.QUEUED.value, job.image_hash, job.image_size_bytes, job.idempotency_key,
-                job.max_attempts, 0.0, now, now,
+                (JobStatus.PROCESSING if claimed else JobStatus.QUEUED).value, job.image_hash,
+                job.image_size_bytes, job.idempotency_key, 1 if claimed else 0, job.max_attempts,
+                time.time() + lease_seconds if lease_seconds is not None else None, 0.0,
+                now if claimed else None, now, now,
             ),
-        )
-    return _get(conn, job_id), True
+        ).fetchone()
+    return JobRecord.from_row(row, options=job.options), True
 
 
 def insert_rejected(
@@ -179,21 +191,21 @@ def complete_job(
     """
     now = utc_now()
     with transaction(conn):
-        updated = conn.execute(
+        row = conn.execute(
             "UPDATE ocr_processing_jobs SET status = ?, result = ?, extracted_text = ?, structured_data = ?,"
             " barcodes = ?, confidence_score = ?, processing_time_ms = ?, model_used = ?, error_code = NULL,"
             " error_message = NULL, lease_expires_at = NULL, completed_at = ?, updated_at = ?"
-            " WHERE id = ? AND status = ?",
+            " WHERE id = ? AND status = ? RETURNING *",
             (
                 JobStatus.COMPLETED.value, json.dumps(result), result.get("text"),
                 json.dumps(result.get("structured")), json.dumps(result.get("barcodes")), result.get("confidence"),
                 result.get("processing_time_ms"), result.get("model_used"), now, now, job_id,
                 JobStatus.PROCESSING.value,
             ),
-        ).rowcount
-        if not updated:
+        ).fetchone()
+        if row is None:
             return None
-        job = _get(conn, job_id)
+        job = JobRecord.from_row(row, result=result)
         conn.executemany(
             "INSERT INTO ocr_model_metrics (model_name, metric_name, value, job_id, recorded_at)"
             " VALUES (?, ?, ?, ?, ?)",
@@ -364,6 +376,17 @@ def delete_job(conn: sqlite3.Connection, job_id: str, shop_id: str) -> DeletedJo
             (json.dumps(tombstone), job_id),
         ).rowcount
     return DeletedJob(job, True, redacted)
+
+
+def waiting_counts(conn: sqlite3.Connection) -> tuple[int, int]:
+    """(queued jobs, of which runnable now): what the queue limit and the direct hand-over look at.
+
+    Reads only the queued rows (status index), unlike `queue_counts`, which counts every job ever kept."""
+    queued, runnable = conn.execute(
+        "SELECT COUNT(*), COALESCE(SUM(available_at <= ?), 0) FROM ocr_processing_jobs WHERE status = ?",
+        (time.time(), JobStatus.QUEUED.value),
+    ).fetchone()
+    return int(queued), int(runnable)
 
 
 def queue_counts(conn: sqlite3.Connection) -> dict[str, int]:

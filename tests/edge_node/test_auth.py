@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import jwt
 import pytest
 
@@ -44,3 +46,30 @@ def test_generated_secret_is_kept(tmp_path) -> None:  # type: ignore[no-untyped-
     assert generated and not generated_again
     assert first == second and len(first) >= 32
     assert (tmp_path / "keys" / "jwt.secret").stat().st_mode & 0o077 == 0
+
+
+def test_a_verified_token_is_answered_from_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    verifier = TokenVerifier(SECRET, "shop-a")
+    token = issue_token(SECRET, user_id="u1", shop_id="shop-a", ttl_seconds=60)
+    first = verifier.verify(token)
+    decodes: list[str] = []
+    monkeypatch.setattr(jwt, "decode", lambda *a, **k: decodes.append("decode"))
+    assert verifier.verify(token) is first and decodes == []
+    # Anything but the very same string is checked in full: a token with another signature is not the cached one.
+    forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    monkeypatch.undo()
+    with pytest.raises(UnauthorizedError):
+        verifier.verify(forged)
+
+
+def test_memory_never_outlives_the_token_and_keeps_no_refusals() -> None:
+    verifier = TokenVerifier(SECRET, "shop-a", leeway_seconds=0)
+    token = issue_token(SECRET, user_id="u1", shop_id="shop-a", ttl_seconds=1)
+    verifier.verify(token)
+    time.sleep(2.1)
+    with pytest.raises(UnauthorizedError, match="expired"):
+        verifier.verify(token)
+    other_shop = issue_token(SECRET, user_id="u1", shop_id="shop-b", ttl_seconds=60)
+    for _ in range(2):
+        with pytest.raises(ForbiddenError):
+            verifier.verify(other_shop)

@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 from edge_process import EdgeProcess
-from support import encode, render_lines
+from support import BENCH, encode, render_lines
 
 _LOGGER = logging.getLogger(__name__)
 JOBS = 50
@@ -123,5 +123,42 @@ def test_load_burst_is_answered_and_every_accepted_job_completes(tmp_path: Path)
         assert _count(node, "queued") == 0 and _count(node, "processing") == 0
         _LOGGER.info("load: %d x 200, %d x 202, %d x 429", statuses.count(200), statuses.count(202),
                      statuses.count(429))
+    finally:
+        node.kill()
+
+
+def test_sigkill_during_a_handed_over_job_recovers_it_once(tmp_path: Path) -> None:
+    """An idle node stores a new job already claimed and runs it at once; killed mid-run, the job is still
+    stored (row and image) and runs again after the restart, with one result and one outbox row."""
+    receipt = (BENCH / "sroie" / "X00016469622.jpg").read_bytes()  # about a second of work: the kill lands mid-run
+    node = EdgeProcess(tmp_path / "node", EDGE_CACHE__ENABLED="false")
+    node.start()
+    try:
+        async def submit() -> dict[str, Any]:
+            async with aiohttp.ClientSession() as session:
+                data = aiohttp.FormData()
+                data.add_field("image", receipt, filename="r.jpg")
+                data.add_field("type", "receipt")
+                async with session.post(f"{node.url}/api/v1/ocr/process/async", data=data,
+                                        headers={"Authorization": f"Bearer {node.token()}"}) as response:
+                    assert response.status == 202
+                    body: dict[str, Any] = (await response.json())["data"]
+                    return body
+
+        answer = asyncio.run(submit())
+        node.kill()
+        assert answer["status"] == "processing"  # handed over in the transaction that stored it
+        with _db(node) as conn:
+            row = conn.execute("SELECT status, attempts FROM ocr_processing_jobs WHERE id = ?",
+                               (answer["job_id"],)).fetchone()
+            stored = conn.execute("SELECT COUNT(*) FROM images WHERE job_id = ?", (answer["job_id"],)).fetchone()[0]
+        assert (row["status"], row["attempts"], stored) == ("processing", 1, 1)
+        node.start()
+        _wait_for(lambda: _count(node, "completed") == 1, 120)
+        with _db(node) as conn:
+            attempts = conn.execute("SELECT attempts FROM ocr_processing_jobs").fetchone()[0]
+            outbox = [json.loads(r["payload"])["job_id"]
+                      for r in conn.execute("SELECT payload FROM outbox WHERE kind = 'results'")]
+        assert attempts == 2 and outbox == [answer["job_id"]]
     finally:
         node.kill()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from edge_node.store import jobs
-from edge_node.store.db import connect
+from edge_node.store.db import connect, transaction
 from edge_node.store.jobs import JobFailure, NewJob
 from shared_models.jobs import JobStatus
 
@@ -91,3 +91,40 @@ def test_rejected_request_is_a_failed_job_with_its_error(conn: sqlite3.Connectio
     rejected = jobs.insert_rejected(conn, _job(), JobFailure("INVALID_IMAGE", "not an image"))
     assert rejected.status is JobStatus.FAILED and rejected.error_code == "INVALID_IMAGE"
     assert conn.execute("SELECT COUNT(*) FROM ocr_error_logs WHERE job_id = ?", (rejected.id,)).fetchone()[0] == 1
+
+
+def test_job_inserted_claimed_is_recovered_like_a_claimed_one(conn: sqlite3.Connection) -> None:
+    # The direct hand-over: the job is stored already claimed (attempt 1, lease set), nothing else can claim it.
+    job, created = jobs.insert_job(conn, _job(), jobs.new_job_id(), lease_seconds=60.0)
+    assert created and job.status is JobStatus.PROCESSING and job.attempts == 1 and job.started_at is not None
+    assert jobs.claim_next(conn, 60.0) is None
+    # The process dies: at start-up the job goes back to the queue and runs again as attempt 2.
+    assert jobs.requeue_processing(conn) == 1
+    again = jobs.claim_next(conn, 60.0)
+    assert again is not None and again.id == job.id and again.attempts == 2
+    # A worker that hangs past the lease loses it the same way.
+    lapsed, _ = jobs.insert_job(conn, _job(), jobs.new_job_id(), lease_seconds=0.01)
+    time.sleep(0.02)
+    assert jobs.requeue_expired_leases(conn) == 1
+    assert jobs.get_job_any(conn, lapsed.id).status is JobStatus.QUEUED  # type: ignore[union-attr]
+
+
+def test_waiting_counts_counts_queued_and_runnable(conn: sqlite3.Connection) -> None:
+    assert jobs.waiting_counts(conn) == (0, 0)
+    first, _ = jobs.insert_job(conn, _job(), jobs.new_job_id())
+    jobs.insert_job(conn, _job(), jobs.new_job_id(), lease_seconds=60.0)  # processing: not waiting
+    conn.execute("UPDATE ocr_processing_jobs SET available_at = ? WHERE id = ?", (time.time() + 60, first.id))
+    jobs.insert_job(conn, _job(), jobs.new_job_id())
+    assert jobs.waiting_counts(conn) == (2, 1)  # one of the two waits for its retry time
+
+
+def test_nested_transaction_joins_the_outer_one(conn: sqlite3.Connection) -> None:
+    def insert_then_fail() -> None:
+        with transaction(conn):
+            jobs.insert_job(conn, _job(), jobs.new_job_id())  # its own `with transaction` joins: no commit yet
+            raise RuntimeError("the outer step fails")
+
+    with pytest.raises(RuntimeError):
+        insert_then_fail()
+    assert not conn.in_transaction
+    assert jobs.waiting_counts(conn) == (0, 0)  # rolled back together
