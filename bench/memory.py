@@ -4,8 +4,8 @@
 `--baseline`, a node from another source tree), sends every image of the speed sets (`bench.speed_sets`: price
 tags, barcode photos, 1280x720 product photos, SROIE receipts) at concurrency 1, then again at concurrency 4, and
 prints VmRSS (now, 1 s after the set: see SETTLE_SECONDS) and VmHWM (peak since start) of each node process after
-each set. The two nodes are measured one after the other (peaks would otherwise compete for the same memory). The speed harness reports one peak for the
-whole run; this shows which set and which concurrency make it.
+each set. The two nodes are measured one after the other (peaks would otherwise compete for the same memory).
+The speed harness reports one peak for the whole run; this shows which set and which concurrency make it.
 """
 
 from __future__ import annotations

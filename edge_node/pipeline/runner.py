@@ -101,8 +101,8 @@ def run_image(
     clock = _StageClock(progress, steps)
     with clock.stage("decode"):
         decoded = decode_image(data, max_pixels=limits.max_pixels, max_side=limits.decode_max_side)
-        gray = quality.grayscale(decoded.rgb)
-        quality.check_readable(gray)
+        grey_std = quality.contrast(quality.grayscale(decoded.rgb))
+        quality.check_readable(grey_std)
     barcodes: list[Barcode] = []
     pending: Future[tuple[list[Barcode], float]] | None = None
     if options.extract_barcodes and ocr:
@@ -117,7 +117,7 @@ def run_image(
     lines: list[Line] = []
     try:
         if ocr:
-            image = quality.enhance_contrast(decoded.rgb, gray)
+            image = quality.enhance_contrast(decoded.rgb, grey_std)
             with clock.stage("detect"):
                 rows = detect_rows(image, engines.detector, limits.detector_side(options.type))
                 if not rows and image.shape[0] <= SINGLE_LINE_MAX_HEIGHT:
