@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import struct
 import warnings
+import zlib
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -39,6 +40,12 @@ _PNG_MODES = frozenset({"1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"})
 
 def strip_metadata(data: bytes) -> bytes:
     """The upload without metadata, upright; INVALID_IMAGE when it cannot be read."""
+    if data.startswith(_PNG_SIGNATURE):
+        # A PNG without an eXIf chunk is upright: strip it from its chunks alone. Pillow's `getexif` would
+        # decode the whole image to look for EXIF after the pixels (8 ms for a 640x480 photo).
+        stripped = _strip_png(data, upright_only=True)
+        if stripped is not None:
+            return stripped
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -143,8 +150,11 @@ def _entropy_end(data: bytes, pos: int) -> int:
             return found
 
 
-def _strip_png(data: bytes) -> bytes | None:
-    """Drop the metadata chunks and anything after IEND; `data` itself when there is nothing to drop."""
+def _strip_png(data: bytes, upright_only: bool = False) -> bytes | None:
+    """Drop the metadata chunks and anything after IEND; `data` itself when there is nothing to drop.
+
+    None when the structure cannot be followed or a chunk fails its CRC, and with `upright_only` also when the
+    file has an EXIF chunk (its orientation must be applied first)."""
     if not data.startswith(_PNG_SIGNATURE):
         return None
     chunks = [_PNG_SIGNATURE]
@@ -153,7 +163,9 @@ def _strip_png(data: bytes) -> bytes | None:
         length = int.from_bytes(data[pos:pos + 4], "big")
         kind = data[pos + 4:pos + 8]
         end = pos + 12 + length
-        if end > size:
+        if end > size or (upright_only and kind == b"eXIf"):
+            return None
+        if zlib.crc32(memoryview(data)[pos + 4:end - 4]) != int.from_bytes(data[end - 4:end], "big"):
             return None
         if kind in _PNG_METADATA:
             dropped = True

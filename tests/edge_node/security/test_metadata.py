@@ -98,3 +98,25 @@ def test_damaged_images_are_invalid() -> None:
         strip_metadata(photo[: len(photo) // 2])
     with pytest.raises(InvalidImageError):
         strip_metadata(b"not an image")
+
+
+def test_a_png_with_a_damaged_chunk_is_invalid() -> None:
+    """The PNG fast path checks every chunk's CRC, so a flipped byte in the pixels is refused as before."""
+    data = bytearray(encode(render_lines(["X 1"]), "PNG"))
+    idat = data.index(b"IDAT")
+    data[idat + 10] ^= 0xFF
+    with pytest.raises(InvalidImageError):
+        strip_metadata(bytes(data))
+
+
+def test_a_png_text_chunk_goes_and_the_pixels_stay() -> None:
+    from PIL import PngImagePlugin
+
+    image = render_lines(["SECRET 42"])
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "shot at 23.81N 90.41E")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=info)
+    stripped = strip_metadata(buffer.getvalue())
+    assert b"tEXt" not in stripped and b"23.81N" not in stripped
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(stripped)).convert("RGB")), np.asarray(image.convert("RGB")))
