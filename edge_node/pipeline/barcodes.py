@@ -7,9 +7,9 @@ At a shop till a misread is worse than no read, so every value is voted on befor
   error detection is strong (2-D codes, Code 128). zbar QR payloads that are not ASCII are ignored: zbar guesses
   their character set and gets Shift_JIS and Latin-1 wrong.
 * Retries, only when the photo itself gave nothing (or only a book's price code): the full resolution (if the
-  first pass was downscaled); then the regions where OpenCV's localiser sees bars (`barcode_regions`), cut out and
-  upscaled, with and without CLAHE, stopping there when a code is accepted; then the whole photo upscaled to about
-  1 MP, with CLAHE contrast, and both. A linear code seen only in retries needs votes from several reads:
+  first pass was downscaled); then the regions where OpenCV's localiser sees bars (`barcode_regions`), cut out with
+  CLAHE, upscaled, and both, stopping as soon as a code is accepted; then the whole photo upscaled to about 1 MP,
+  with CLAHE contrast, and both. A linear code seen only in retries needs votes from several reads:
   zxing-cpp twice, or zxing-cpp and zbar, or zbar three times.
 * Different values read over the same spot conflict: the value with more votes wins, a tie drops both.
 * EAN/UPC values must pass their check digit and are given as zxing presents them: UPC-A as 12 digits, UPC-E as 8,
@@ -18,7 +18,6 @@ At a shop till a misread is worse than no read, so every value is voted on befor
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import threading
@@ -225,11 +224,9 @@ def _attempts(gray: np.ndarray) -> Iterator[_Attempt]:
         yield _Attempt(index, gray, 1.0, primary=True, zxing_downscale=False, zxing_invert=False, use_zbar=False,
                        checkpoint=True)
         index += 1
-    region_attempts = list(_region_attempts(base, scale, index))
-    if region_attempts:
-        region_attempts[-1] = dataclasses.replace(region_attempts[-1], checkpoint=True)
-        yield from region_attempts
-        index = region_attempts[-1].index + 1
+    for attempt in _region_attempts(base, scale, index):
+        yield attempt
+        index = attempt.index + 1
     up = min(UPSCALE_FACTOR, math.sqrt(UPSCALE_MAX_PIXELS / base.size))
     upscaled = _resize(base, up) if up >= MIN_UPSCALE else None
     clahe = cv2.createCLAHE(clipLimit=CLAHE_CLIP_LIMIT, tileGridSize=CLAHE_TILES)
@@ -245,23 +242,24 @@ def _attempts(gray: np.ndarray) -> Iterator[_Attempt]:
 
 
 def _region_attempts(base: np.ndarray, scale: float, first_index: int) -> Iterator[_Attempt]:
-    """Retries on the regions where OpenCV's localiser sees bars (`barcode_regions`): each cut out, upscaled (to
-    at most UPSCALE_MAX_PIXELS), with and without CLAHE. Cheaper than the whole-photo retries, and better on a
-    small code; when they find nothing, the whole-photo retries follow."""
+    """Retries on the regions where OpenCV's localiser sees bars (`barcode_regions`): each cut out with CLAHE, then
+    upscaled (to at most UPSCALE_MAX_PIXELS) without and with it, cheapest first, stopping at the first attempt
+    after which a code is accepted. Cheaper than the whole-photo retries and better on a small code; when they find
+    nothing, the whole-photo retries follow."""
     clahe = cv2.createCLAHE(clipLimit=CLAHE_CLIP_LIMIT, tileGridSize=CLAHE_TILES)
     index = first_index
     for x0, y0, x1, y1 in barcode_regions(base):
         crop = np.ascontiguousarray(base[y0:y1, x0:x1])
         up = min(UPSCALE_FACTOR, math.sqrt(UPSCALE_MAX_PIXELS / crop.size))
-        upscaled = _resize(crop, up) if up >= MIN_UPSCALE else None
         origin = (x0 / scale, y0 / scale)
-        if upscaled is not None:
-            yield _Attempt(index, upscaled, scale * up, primary=False, zxing_downscale=False, zxing_invert=False,
-                           use_zbar=False, origin=origin)
-        yield _Attempt(index + 1, clahe.apply(crop), scale, primary=False, zxing_invert=False, origin=origin)
-        if upscaled is not None:
+        yield _Attempt(index, clahe.apply(crop), scale, primary=False, zxing_invert=False, origin=origin,
+                       checkpoint=True)
+        if up >= MIN_UPSCALE:
+            upscaled = _resize(crop, up)
+            yield _Attempt(index + 1, upscaled, scale * up, primary=False, zxing_downscale=False, zxing_invert=False,
+                           use_zbar=False, origin=origin, checkpoint=True)
             yield _Attempt(index + 2, clahe.apply(upscaled), scale * up, primary=False, zxing_downscale=False,
-                           zxing_invert=False, origin=origin)
+                           zxing_invert=False, origin=origin, checkpoint=True)
         index += 3
 
 
