@@ -30,9 +30,11 @@ def test_the_region_holds_the_code_with_its_quiet_zone() -> None:
     assert (x1 - x0) * (y1 - y0) < photo.size / 4  # a part of the photo, not the photo
 
 
-def test_no_region_on_a_photo_without_bars() -> None:
+def test_no_region_on_a_photo_without_bars_nor_in_a_small_image() -> None:
     blank = np.clip(np.random.default_rng(1).normal(200, 6, (480, 640)), 0, 255).astype(np.uint8)
     assert barcode_regions(blank) == []
+    photo, _shape = _photo()
+    assert barcode_regions(photo[390:530, 690:930].copy()) == []  # under MIN_IMAGE_PIXELS: not searched
 
 
 def test_reads_on_a_region_are_placed_in_the_photos_pixels() -> None:
