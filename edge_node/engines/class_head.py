@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from edge_node.engines.onnx_file import Initializer
+from edge_node.errors import ModelError
 
 
 def head_columns(initializers: dict[str, Initializer], classes: int, keep: np.ndarray) -> dict[str, np.ndarray]:
@@ -23,4 +24,7 @@ def head_columns(initializers: dict[str, Initializer], classes: int, keep: np.nd
     biases = [init for init in initializers.values() if init.dims == (classes,)]
     if len(weights) != 1 or len(biases) != 1:
         return {}
-    return {init.name: np.ascontiguousarray(init.array()[..., keep]) for init in (weights[0], biases[0])}
+    try:
+        return {init.name: np.ascontiguousarray(init.array()[..., keep]) for init in (weights[0], biases[0])}
+    except ModelError:  # not float32, or its values stored outside the file: keep the full head
+        return {}

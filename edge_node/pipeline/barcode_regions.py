@@ -41,7 +41,7 @@ def _localiser() -> cv2.barcode.BarcodeDetector:
 def barcode_regions(gray: np.ndarray) -> list[Box]:
     """Boxes (with margins, inside the image) around bar patterns in a grayscale uint8 image, largest first; none
     for an image under MIN_IMAGE_PIXELS."""
-    if gray.size < MIN_IMAGE_PIXELS:
+    if gray.size < MIN_IMAGE_PIXELS or not hasattr(cv2, "barcode"):  # an OpenCV build without it: no regions
         return []
     try:
         found, corners = _localiser().detect(gray)

@@ -72,3 +72,19 @@ def test_head_columns_cut_the_classifier_and_refuse_an_ambiguous_model() -> None
     weight_name = next(name for name, array in cut.items() if array.ndim == 2)
     np.testing.assert_array_equal(cut[weight_name], initializers[weight_name].array()[:, keep])
     assert class_head.head_columns(initializers, classes + 1, keep) == {}  # no layer of that many classes
+
+
+def test_a_head_whose_weights_cannot_be_read_is_kept_whole(tmp_path: Path) -> None:
+    """Weights stored outside the file (or not float32) cannot be cut: the model keeps its full head."""
+    weight = np.ones((3, 4), dtype=np.float32)
+    tensor = numpy_helper.from_array(weight.astype(np.float16), "w")
+    bias = numpy_helper.from_array(np.zeros(4, dtype=np.float16), "b")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT16, [1, 3])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT16, [1, 4])], [tensor, bias],
+    )
+    onnx.save(helper.make_model(graph), str(tmp_path / "half.onnx"))
+    initializers = read_onnx(tmp_path / "half.onnx").initializers
+    assert initializers["w"].dims == (3, 4)
+    assert class_head.head_columns(initializers, 4, np.array([0, 2])) == {}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
+import pytest
 import zxingcpp
 
 from edge_node.pipeline import barcodes
@@ -49,3 +51,11 @@ def test_reads_on_a_region_are_placed_in_the_photos_pixels() -> None:
         x0, y0, x1, y1 = read.box
         assert abs(x0 - CODE_AT[0]) < 30 and abs(x1 - (CODE_AT[0] + width)) < 30
         assert CODE_AT[1] - 10 <= y0 and y1 <= CODE_AT[1] + height + 10
+
+
+def test_an_opencv_without_the_localiser_gives_no_regions(monkeypatch: pytest.MonkeyPatch) -> None:
+    photo, _shape = _photo()
+    assert barcode_regions(photo)
+    monkeypatch.delattr(cv2, "barcode")
+    assert barcode_regions(photo) == []
+    assert barcodes.read_barcodes(photo)[0].value == "4006381333931"  # the first pass still reads it
