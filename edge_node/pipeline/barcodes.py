@@ -182,9 +182,7 @@ def read_barcodes(image: np.ndarray, parallel: bool = False, retries: bool = Tru
     gray = _to_gray(image)
     candidates: dict[tuple[str, str], _Candidate] = {}
     accepted: list[tuple[_Candidate, bool]] = []
-    for attempt in _attempts(gray):
-        if not attempt.primary and not retries:
-            break
+    for attempt in _attempts(gray, retries):
         for read in _decode(attempt, parallel):
             candidates.setdefault((read.kind, read.value), _Candidate(read.kind, read.value)).reads.append(read)
         accepted = _accept(list(candidates.values()))
@@ -212,8 +210,9 @@ def _resize(gray: np.ndarray, factor: float) -> np.ndarray:
     return cv2.resize(gray, None, fx=factor, fy=factor, interpolation=interpolation)
 
 
-def _attempts(gray: np.ndarray) -> Iterator[_Attempt]:
-    """The first pass, then the retries, built lazily so that a first-pass hit costs nothing more."""
+def _attempts(gray: np.ndarray, retries: bool = True) -> Iterator[_Attempt]:
+    """The first pass, then (with `retries`) the retries, built lazily so that a first-pass hit costs nothing
+    more."""
     scale = min(1.0, math.sqrt(FIRST_PASS_MAX_PIXELS / gray.size))
     base = _resize(gray, scale) if scale < 1.0 else gray
     yield _Attempt(0, base, scale, primary=True, checkpoint=True)
@@ -224,6 +223,8 @@ def _attempts(gray: np.ndarray) -> Iterator[_Attempt]:
         yield _Attempt(index, gray, 1.0, primary=True, zxing_downscale=False, zxing_invert=False, use_zbar=False,
                        checkpoint=True)
         index += 1
+    if not retries:
+        return
     for attempt in _region_attempts(base, scale, index):
         yield attempt
         index = attempt.index + 1

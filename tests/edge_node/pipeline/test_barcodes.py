@@ -141,6 +141,7 @@ def test_without_retries_only_the_first_pass_reads() -> None:
     code = cv2.resize(code, None, fx=0.65, fy=0.65, interpolation=cv2.INTER_AREA)
     image = paste(canvas(240, 400), code, 150, 100)
     assert read_barcodes(image, retries=False) == []
+    assert all(attempt.primary for attempt in bc._attempts(bc._to_gray(image), retries=False))  # none built
     assert only(read_barcodes(image)).value == "5901234123457"
     crisp = paste(canvas(600, 800), render("4006381333931", F.EAN13, scale=3), 310, 220)
     assert only(read_barcodes(crisp, retries=False)).value == "4006381333931"
