@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import cv2
 import numpy as np
 import pytest
 from support import render_lines, rgb
@@ -126,3 +127,13 @@ def test_a_comma_read_for_a_decimal_point_becomes_a_point_only_when_the_point_wa
 
     assert recognizer._decode(probs(0.3), 1.0, np.empty(0)).text == "1.00"
     assert recognizer._decode(probs(0.01), 1.0, np.empty(0)).text == "1,00"
+
+
+def test_detector_input_is_bgr_scaled_to_minus_one_one() -> None:
+    """The one-pass OpenCV blob equals the numpy formula it replaced (to float rounding)."""
+    image = np.random.default_rng(5).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    blob = ppocr._detector_blob(image, 64, 32)
+    resized = cv2.resize(image[:, :, ::-1], (64, 32), interpolation=cv2.INTER_LINEAR)
+    expected = (resized.astype(np.float32) * (2.0 / 255.0) - 1.0).transpose(2, 0, 1)[np.newaxis]
+    assert blob.shape == (1, 3, 32, 64) and blob.dtype == np.float32 and blob.flags.c_contiguous
+    np.testing.assert_allclose(blob, expected, atol=1e-6)
