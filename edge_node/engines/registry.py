@@ -133,7 +133,7 @@ class EngineSet:
 
 
 def build_engines(config: OcrConfig) -> EngineSet:
-    """Load every engine the config routes to, and warm each one up with one inference."""
+    """Load every engine the config routes to, and warm each one up with one inference per language."""
     needed = {config.primary, config.primary_bn} | ({config.fallback} if config.fallback else set())
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -145,7 +145,8 @@ def build_engines(config: OcrConfig) -> EngineSet:
     for key in sorted(needed):
         start = time.perf_counter()
         engine = RECOGNIZER_FACTORIES[key](config)
-        engine.recognize([warm_crop], next(iter(sorted(engine.languages))))
+        for language in sorted(engine.languages):  # a first request in either language finds its model loaded
+            engine.recognize([warm_crop], language)
         recognizers[key] = engine
         timings[key] = time.perf_counter() - start
     _LOGGER.info("engines loaded: %s", ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in timings.items()))

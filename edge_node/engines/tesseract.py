@@ -1,9 +1,14 @@
-"""Tesseract through tesserocr, kept loaded: one API per thread and language (the API is not thread-safe)."""
+"""Tesseract through tesserocr, kept loaded: a pool of APIs per language, each lent to one thread at a time (an API
+is not thread-safe). An English API holds about 13 MB; the pool grows only to the number of threads reading that
+language at once (one per busy worker), and line and raw-line modes share an API (`SetPageSegMode`).
+"""
 
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -57,33 +62,46 @@ class TesseractRecognizer:
         ]
         if missing:
             raise ModelError(f"Tesseract traineddata missing in {self._tessdata}: {', '.join(missing)}")
-        self._local = threading.local()
+        self._free: dict[str, list[Any]] = {}  # loaded APIs not lent out, by language
+        self._pool_lock = threading.Lock()
 
-    def _api(self, language: str, psm: int) -> Any:
-        apis: dict[tuple[str, int], Any] = self._local.__dict__.setdefault("apis", {})
-        api = apis.get((language, psm))
+    @contextmanager
+    def _borrowed(self, language: str) -> Iterator[Any]:
+        """A loaded API of `language` for this thread alone until the block ends (loaded when none is free)."""
+        with self._pool_lock:
+            free = self._free.setdefault(language, [])
+            api = free.pop() if free else None
         if api is None:
-            tess_lang = TESSERACT_LANGUAGES.get(language)
-            if tess_lang is None:
-                raise ModelError(f"Tesseract has no model for language {language!r}")
-            try:
-                api = self._tesserocr.PyTessBaseAPI(path=self._tessdata, lang=tess_lang, psm=psm)
-            except RuntimeError as err:
-                raise ModelError(f"cannot start Tesseract ({tess_lang}): {err}") from err
-            apis[(language, psm)] = api
-        return api
+            api = self._load(language)
+        try:
+            yield api
+        finally:
+            with self._pool_lock:
+                self._free[language].append(api)
+
+    def _load(self, language: str) -> Any:
+        tess_lang = TESSERACT_LANGUAGES.get(language)
+        if tess_lang is None:
+            raise ModelError(f"Tesseract has no model for language {language!r}")
+        try:
+            return self._tesserocr.PyTessBaseAPI(path=self._tessdata, lang=tess_lang)
+        except RuntimeError as err:
+            raise ModelError(f"cannot start Tesseract ({tess_lang}): {err}") from err
 
     def recognize(self, crops: list[np.ndarray], language: str = "en") -> list[LineReading]:
         """Read each crop as a single text line; when line mode finds nothing, try raw-line mode."""
-        line_api = self._api(language, self._tesserocr.PSM.SINGLE_LINE)
+        psm = self._tesserocr.PSM
         readings = []
-        for crop in crops:
-            image = _prepare(crop)
-            reading = self._read(line_api, image)
-            if not reading.words:
-                # Line mode's layout step sometimes discards a whole clean line; raw-line mode skips it.
-                reading = self._read(self._api(language, self._tesserocr.PSM.RAW_LINE), image)
-            readings.append(reading)
+        with self._borrowed(language) as api:
+            for crop in crops:
+                image = _prepare(crop)
+                api.SetPageSegMode(psm.SINGLE_LINE)
+                reading = self._read(api, image)
+                if not reading.words:
+                    # Line mode's layout step sometimes discards a whole clean line; raw-line mode skips it.
+                    api.SetPageSegMode(psm.RAW_LINE)
+                    reading = self._read(api, image)
+                readings.append(reading)
         return readings
 
     def _read(self, api: Any, padded: Any) -> LineReading:

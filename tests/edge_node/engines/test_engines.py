@@ -87,3 +87,32 @@ def test_word_gaps_restore_spaces_the_model_drops(engines: EngineSet) -> None:
     assert insert_spaces(list("CASH:"), np.array([0.1, 0.2, 0.3, 0.4, 0.95]), gaps) == [4]
     assert engines.recognizers["ppocr"].recognize([image], "en")[0].text == "CASH :"
     assert word_gaps(np.full((40, 100, 3), 255, dtype=np.uint8)).size == 0
+
+
+def test_tesseract_lends_one_loaded_api_per_reader_and_language() -> None:
+    """An API holds ~13 MB: one reader needs one per language (line and raw-line modes share it); two threads
+    reading at once get one each, and read exactly what one thread reads."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from edge_node.engines.tesseract import TesseractConfig, TesseractRecognizer
+
+    tesseract = TesseractRecognizer(TesseractConfig())
+    crops = [rgb(render_lines([text])) for text in ("Fresh Milk 500 ml", "Rice 5 kg 450.00", "Soap 35")]
+    blank = np.full((40, 300, 3), 255, dtype=np.uint8)  # nothing in line mode: the raw-line retry runs too
+    alone = [r.text for r in tesseract.recognize([*crops, blank], "en")]
+    tesseract.recognize(crops, "en")
+    tesseract.recognize([rgb(render_lines(["চাল ৫ কেজি"], font=BENGALI_FONT))], "bn")
+    assert {language: len(apis) for language, apis in tesseract._free.items()} == {"en": 1, "bn": 1}
+
+    barrier = Barrier(2)
+
+    def read(_: int) -> list[str]:
+        barrier.wait()
+        return [r.text for r in tesseract.recognize([*crops, blank] * 3, "en")]
+
+    with ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(read, range(2)))
+    assert together == [alone * 3, alone * 3]
+    assert alone[:3] == ["Fresh Milk 500 ml", "Rice 5 kg 450.00", "Soap 35"]
+    assert len(tesseract._free["en"]) == 2
